@@ -1,0 +1,104 @@
+"""One registry of checks. A check is a small function with a stable id; the registry,
+the rubric and the report know nothing about any one check.
+
+    @check("lint.select_star_in_mart", severity="warning")
+    def select_star_in_mart(ctx: StaticContext) -> CheckResult | list[Finding]:
+        "Marts list their columns instead of SELECT *."
+
+The docstring's first line is the purpose the report shows. A check returns either a
+CheckResult, or a list of Findings (empty = pass), which the registry turns into one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Literal
+
+Status = Literal["pass", "fail", "error", "skipped"]
+Severity = Literal["info", "warning", "error"]
+Family = Literal["dbt", "result", "lint", "dag", "history", "tests"]
+
+
+@dataclass
+class Finding:
+    """One static observation pinned to the candidate's source."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    snippet: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckResult:
+    id: str
+    status: Status
+    score: float
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    severity: Severity = "error"
+    purpose: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "score": round(float(self.score), 4),
+            "message": self.message,
+            "severity": self.severity,
+            "purpose": self.purpose,
+            "evidence": self.evidence,
+        }
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    family: str
+    severity: Severity
+    purpose: str
+    func: Callable[..., Any]
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+
+
+def check(check_id: str, *, severity: Severity = "error") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a check function under a stable id (family = the part before the first dot)."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if check_id in REGISTRY:
+            raise ValueError(f"check id {check_id!r} registered twice")
+        purpose = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
+        REGISTRY[check_id] = CheckSpec(check_id, check_id.split(".", 1)[0], severity, purpose, func)
+        return func
+
+    return decorate
+
+
+def run_check(spec: CheckSpec, ctx: Any) -> CheckResult:
+    """Run one check; an exception inside a check is an `error` result, never a crash."""
+    try:
+        outcome = spec.func(ctx)
+    except Exception as exc:  # a bug in one check must not lose the report
+        return CheckResult(spec.id, "error", 0.0, f"check crashed: {type(exc).__name__}: {exc}",
+                           severity=spec.severity, purpose=spec.purpose)
+    if isinstance(outcome, CheckResult):
+        outcome.severity = spec.severity
+        outcome.purpose = outcome.purpose or spec.purpose
+        return outcome
+    findings: list[Finding] = list(outcome or [])
+    if not findings:
+        return CheckResult(spec.id, "pass", 1.0, "no findings", severity=spec.severity, purpose=spec.purpose)
+    return CheckResult(
+        spec.id, "fail", 0.0, f"{len(findings)} finding(s): {findings[0].message}",
+        evidence={"findings": [f.to_json() for f in findings]},
+        severity=spec.severity, purpose=spec.purpose,
+    )
+
+
+def specs(family: str | None = None) -> list[CheckSpec]:
+    return sorted((s for s in REGISTRY.values() if family is None or s.family == family), key=lambda s: s.id)

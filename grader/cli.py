@@ -1,0 +1,129 @@
+"""Command line: `grade WORKSPACE`, `grade dataset`, and the exit codes of the grader contract.
+
+Exit status: 0 a report was produced (whatever the score); 2 unusable arguments;
+3 grading could not run (a report saying so is still written when possible).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from grader import __version__
+
+EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
+SUBCOMMANDS = ("dataset",)
+
+DESCRIPTION = """\
+Grade a candidate's workspace for the Senior Data Engineer live exercise.
+
+  grade WORKSPACE [options]        grade one workspace (a git repository or a plain folder)
+  grade dataset [options]          write the exercise dataset (source DB, raw tables, truth)
+
+`grade SUBCOMMAND --help` explains each subcommand.
+"""
+
+EPILOG = """\
+exit status: 0 a report was written (whatever the score); 2 unusable arguments
+(missing path, not a directory); 3 grading could not run (a report saying so is still
+written when possible).
+
+The default warehouse is an embedded BigQuery emulator started on a free loopback port:
+no Docker engine and no network are needed.
+"""
+
+
+class Progress:
+    """One line per step on stderr, with elapsed seconds; quiet mode prints nothing."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def grade_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grade", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workspace", type=Path, help="the candidate's workspace folder")
+    parser.add_argument("--out", type=Path, default=Path("reports"),
+                        help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
+    parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
+    parser.add_argument("--warehouse", default="embedded", metavar="SPEC",
+                        help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
+                             "goccy emulator via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
+    parser.add_argument("--scale", default="default", choices=["small", "default"],
+                        help="dataset scale loaded into the warehouse (default: default)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="dataset seed (default: the canonical seed); the variant seed is used for dbt.generalises")
+    parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
+                        help="time limit for each dbt invocation (default: 900)")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="private work folder (default: a temporary folder, removed afterwards)")
+    parser.add_argument("--keep-work-dir", action="store_true", help="keep the work folder for inspection")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    parser.add_argument("--version", action="version", version=f"grade {__version__}")
+    return parser
+
+
+def dataset_parser() -> argparse.ArgumentParser:
+    from grader.dataset.generator import CANONICAL_SEED, SCALES, VARIANT_SEED
+
+    parser = argparse.ArgumentParser(
+        prog="grade dataset",
+        description="Write the exercise dataset for a seed and scale: the source database as Postgres init "
+                    "files (DDL with column comments, COPY data), the same rows in the warehouse's raw shape "
+                    "(NDJSON + BigQuery schema), and the ground truth the grader checks against. The same "
+                    "seed and scale always give identical files.",
+    )
+    parser.add_argument("--seed", type=int, default=CANONICAL_SEED,
+                        help=f"random seed (canonical: {CANONICAL_SEED}, variant: {VARIANT_SEED})")
+    parser.add_argument("--scale", default="default", choices=sorted(SCALES), help="dataset size (default: default)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    parser.add_argument("--postgres-init-only", action="store_true",
+                        help="write only the two Postgres init files into OUT (as in environment/postgres/init)")
+    return parser
+
+
+def run_dataset(argv: list[str]) -> int:
+    from grader.dataset.files import write_dataset, write_postgres_init
+    from grader.dataset.generator import generate
+
+    args = dataset_parser().parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        print(f"grade dataset: --out {args.out} exists and is not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    progress = Progress()
+    progress(f"generating seed {args.seed}, scale {args.scale}")
+    dataset = generate(args.seed, args.scale)
+    if args.postgres_init_only:
+        for path in write_postgres_init(dataset, args.out):
+            print(path)
+        return EXIT_OK
+    manifest = write_dataset(dataset, args.out)
+    counts = ", ".join(f"{k} {v}" for k, v in manifest["row_counts"].items())
+    print(f"wrote {args.out} (extracted_at {manifest['extracted_at']}): {counts}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "dataset":
+            return run_dataset(argv[1:])
+        from grader.pipeline import run_grade
+
+        args = grade_parser().parse_args(argv)
+        return run_grade(args, Progress(args.quiet))
+    except KeyboardInterrupt:
+        print("grade: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
