@@ -95,6 +95,7 @@ def build_truth(rows: dict[str, list[dict[str, Any]]], extracted_at: datetime, p
     daily: dict[tuple[str, str, str], dict[str, Any]] = {}
     seller_gmv: dict[str, int] = defaultdict(int)
     seller_orders: dict[str, set[str]] = defaultdict(set)
+    seller_items: dict[str, int] = defaultdict(int)
     for item in rows["order_items"]:
         order = order_by_id[item["order_id"]]
         if order["status"] not in GMV_STATUSES:
@@ -108,6 +109,7 @@ def build_truth(rows: dict[str, list[dict[str, Any]]], extracted_at: datetime, p
         cell["items"] += 1
         seller_gmv[item["seller_id"]] += usd
         seller_orders[item["seller_id"]].add(order["id"])
+        seller_items[item["seller_id"]] += 1
 
     ratings: dict[str, list[int]] = defaultdict(list)
     for review in rows["reviews"]:
@@ -118,6 +120,7 @@ def build_truth(rows: dict[str, list[dict[str, Any]]], extracted_at: datetime, p
         u["id"]: {
             "gmv_usd": fmt(seller_gmv[u["id"]]),
             "order_count": len(seller_orders[u["id"]]),
+            "item_count": seller_items[u["id"]],
             "avg_rating": round(sum(ratings[u["id"]]) / len(ratings[u["id"]]), 6) if ratings[u["id"]] else None,
             "approved_reviews": len(ratings[u["id"]]),
             "current_tier": current_tier.get(u["id"]),

@@ -1,0 +1,462 @@
+"""Result checks: the candidate's marts against the generator's ground truth.
+
+Numbers are compared as numbers (money to the cent, instants to the second), never as
+strings. Each check names the wrong approach it recognises (SELECT DISTINCT *, wall time
+read as UTC, a fixed offset, filtering is_active, unconverted currencies) in its message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from checks.marts import (
+    MartProblem, ResultContext, as_date, as_decimal, jsonable, parse_instant, sample,
+)
+from checks.registry import CheckResult, check
+from grader.dataset.schema import EXCHANGE_RATES
+
+CENT = Decimal("0.01")
+SECOND = timedelta(seconds=1)
+RATES = {code: Decimal(rate) for code, rate in EXCHANGE_RATES.items()}
+
+
+def _fail(check_id: str, problem: MartProblem) -> CheckResult:
+    return CheckResult(check_id, "fail", 0.0, str(problem), evidence={"problem": str(problem)})
+
+
+def _verdict(check_id: str, score: float, ok: bool, message: str, evidence: dict[str, Any]) -> CheckResult:
+    return CheckResult(check_id, "pass" if ok else "fail", max(0.0, min(1.0, score)), message, evidence)
+
+
+def _usd(amount: Decimal, currency: str) -> Decimal:
+    return (amount * RATES.get(currency, Decimal(0))).quantize(CENT)
+
+
+@check("payments.dedup")
+def payments_dedup(ctx: ResultContext) -> CheckResult:
+    """fct_payments (and stg_payments when present) hold one row per payment event, with the right USD total."""
+    check_id = "payments.dedup"
+    try:
+        mart = ctx.read("fct_payments", ["event_id", "amount", "currency"])
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    truth = ctx.truth["payment_events"]
+    counts = Counter(r["event_id"] for r in mart.rows)
+    duplicated = {e: n for e, n in counts.items() if n > 1}
+    missing = sorted(set(truth) - set(counts))
+    extra = sorted(set(counts) - set(truth))
+    exactly_once = sum(1 for e in truth if counts.get(e) == 1)
+    total = sum((_usd(as_decimal(r["amount"]), r["currency"]) for r in mart.rows if r["amount"] is not None),
+                Decimal(0))
+    expected_total = Decimal(ctx.truth["payments_summary"]["total_usd"])
+    evidence: dict[str, Any] = {
+        "sql": mart.sql, "relation": mart.relation,
+        "expected": {"rows": len(truth), "distinct_event_ids": len(truth), "total_usd": str(expected_total)},
+        "observed": {"rows": len(mart.rows), "distinct_event_ids": len(counts), "total_usd": str(total),
+                     "event_ids_more_than_once": len(duplicated), "missing_event_ids": len(missing),
+                     "unknown_event_ids": len(extra)},
+        "sample_duplicated": sample([{"event_id": e, "rows": n} for e, n in duplicated.items()]),
+        "sample_missing": sample(missing),
+    }
+    problems = []
+    staging_note = ""
+    try:
+        staging = ctx.read("stg_payments", ["event_id"])
+        stg_counts = Counter(r["event_id"] for r in staging.rows)
+        stg_dupes = sum(1 for n in stg_counts.values() if n > 1)
+        evidence["stg_payments"] = {"sql": staging.sql, "rows": len(staging.rows), "distinct_event_ids": len(stg_counts),
+                                    "event_ids_more_than_once": stg_dupes}
+        if stg_dupes:
+            staging_note = f"; stg_payments still holds {stg_dupes} replayed event(s)"
+    except MartProblem as problem:
+        evidence["stg_payments"] = f"not checked: {problem}"
+    if duplicated:
+        rows_replayed = sum(n - 1 for n in duplicated.values())
+        problems.append(f"{len(duplicated)} event_id(s) appear more than once ({rows_replayed} extra rows: webhook "
+                        "replays differ in id and timestamps, so SELECT DISTINCT * keeps them)")
+    if missing:
+        problems.append(f"{len(missing)} payment event(s) missing")
+    if extra:
+        problems.append(f"{len(extra)} event_id(s) not in the source")
+    if abs(total - expected_total) > CENT * max(1, len(truth)) / 2:
+        problems.append(f"USD total {total} differs from {expected_total}")
+    score = exactly_once / len(truth) * (1.0 if not extra else 0.5)
+    ok = not problems and not staging_note
+    message = ("one row per event_id: " f"{len(truth)} events, USD total {expected_total}" if ok
+               else "; ".join(problems) + staging_note if problems else staging_note.lstrip("; "))
+    return _verdict(check_id, score if not staging_note else score * 0.9, ok, message, evidence)
+
+
+@check("orders.confirmed_at_utc")
+def orders_confirmed_at_utc(ctx: ResultContext) -> CheckResult:
+    """fct_orders.confirmed_at is a UTC TIMESTAMP equal to the true confirmation instant."""
+    check_id = "orders.confirmed_at_utc"
+    try:
+        mart = ctx.read("fct_orders", ["order_id", "confirmed_at"])
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    truth = ctx.truth["orders"]
+    observed = {r["order_id"]: r["confirmed_at"] for r in mart.rows}
+    right, wrong, as_utc, fixed_minus5 = 0, [], 0, 0
+    for order_id, expected in truth.items():
+        got = parse_instant(observed.get(order_id))
+        want = parse_instant(expected["confirmed_at_utc"])
+        if order_id not in observed:
+            wrong.append({"order_id": order_id, "expected": expected["confirmed_at_utc"], "observed": "missing row"})
+            continue
+        if (got is None and want is None) or (got and want and abs(got - want) <= SECOND):
+            right += 1
+            continue
+        wall = parse_instant(expected["confirmed_at_new_york"]) if expected["confirmed_at_new_york"] else None
+        if got and wall:
+            as_utc += abs(got - wall) <= SECOND
+            fixed_minus5 += abs(got - (wall + timedelta(hours=5))) <= SECOND
+        wrong.append({"order_id": order_id, "source_new_york_wall_time": expected["confirmed_at_new_york"],
+                      "expected_utc": expected["confirmed_at_utc"], "observed": jsonable(observed.get(order_id))})
+    column_type = mart.column_types["confirmed_at"]
+    share = right / len(truth)
+    diagnosis = ""
+    if wrong and as_utc >= len(wrong) * 0.9:
+        diagnosis = "the New York wall-clock value was read as UTC"
+    elif wrong and fixed_minus5 >= len(wrong) * 0.9:
+        diagnosis = "a fixed +5 h shift was applied: wrong while daylight saving time is in force"
+    type_ok = column_type == "TIMESTAMP"
+    ok = not wrong and type_ok
+    if ok:
+        message = f"all {len(truth)} orders carry the true UTC instant"
+    else:
+        parts = [f"{len(wrong)} of {len(truth)} orders have a wrong confirmed_at" + (f" ({diagnosis})" if diagnosis else "")]
+        if not type_ok:
+            parts.append(f"column type is {column_type}, not TIMESTAMP")
+        message = "; ".join(p for p in parts if not p.startswith("0 of"))
+    return _verdict(check_id, share * (1.0 if type_ok else 0.5), ok, message, {
+        "sql": mart.sql, "relation": mart.relation, "column_type": column_type,
+        "expected": "TIMESTAMP(confirmed_at, 'America/New_York') for each order, NULL if never confirmed",
+        "observed": {"orders_right": right, "orders_wrong": len(wrong), "wrong_equal_to_wall_time_as_utc": as_utc,
+                     "wrong_equal_to_fixed_plus_5h": fixed_minus5},
+        "tolerance": "1 second", "sample_wrong": sample(wrong),
+    })
+
+
+@check("users.soft_deletes")
+def users_soft_deletes(ctx: ResultContext) -> CheckResult:
+    """dim_users holds exactly the users whose deleted_at is NULL (suspended users stay)."""
+    check_id = "users.soft_deletes"
+    try:
+        mart = ctx.read("dim_users", ["user_id"])
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    users = ctx.truth["users"]
+    expected = set(ctx.truth["active_user_ids"])
+    counts = Counter(r["user_id"] for r in mart.rows)
+    got = set(counts)
+    missing, extra = sorted(expected - got), sorted(got - expected)
+    deleted_kept = [u for u in extra if u in users and users[u]["deleted"]]
+    suspended_dropped = [u for u in missing if users[u]["suspended"]]
+    duplicates = sorted(u for u, n in counts.items() if n > 1)
+    problems = []
+    if deleted_kept:
+        problems.append(f"{len(deleted_kept)} soft-deleted user(s) kept")
+    if suspended_dropped:
+        problems.append(f"{len(suspended_dropped)} suspended (not deleted) user(s) dropped: filtering is_active "
+                        "instead of deleted_at")
+    other_missing = len(missing) - len(suspended_dropped)
+    if other_missing:
+        problems.append(f"{other_missing} existing user(s) missing")
+    if len(extra) > len(deleted_kept):
+        problems.append(f"{len(extra) - len(deleted_kept)} unknown user_id(s)")
+    if duplicates:
+        problems.append(f"{len(duplicates)} user_id(s) appear more than once")
+    wrong = len(missing) + len(extra) + len(duplicates)
+    return _verdict(check_id, 1 - wrong / len(expected), not problems,
+                    "; ".join(problems) or f"exactly the {len(expected)} users not soft-deleted", {
+                        "sql": mart.sql, "relation": mart.relation,
+                        "expected": {"users": len(expected), "soft_deleted_excluded": len(users) - len(expected),
+                                     "suspended_included": sum(u["suspended"] for u in users.values())},
+                        "observed": {"rows": len(mart.rows), "deleted_kept": len(deleted_kept),
+                                     "suspended_dropped": len(suspended_dropped), "missing": len(missing),
+                                     "duplicates": len(duplicates)},
+                        "sample_deleted_kept": sample(deleted_kept), "sample_missing": sample(missing),
+                    })
+
+
+@check("users.country_nulls")
+def users_country_nulls(ctx: ResultContext) -> CheckResult:
+    """dim_users.country_code is never NULL: unknown countries get an explicit placeholder, known ones are kept."""
+    check_id = "users.country_nulls"
+    try:
+        mart = ctx.read("dim_users", ["user_id", "country_code"])
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    users = ctx.truth["users"]
+    nulls = [r["user_id"] for r in mart.rows if r["country_code"] in (None, "")]
+    changed = [{"user_id": r["user_id"], "expected": users[r["user_id"]]["country_code"], "observed": r["country_code"]}
+               for r in mart.rows if r["user_id"] in users and users[r["user_id"]]["country_code"]
+               and r["country_code"] != users[r["user_id"]]["country_code"]]
+    placeholders = Counter(r["country_code"] for r in mart.rows
+                           if r["user_id"] in users and users[r["user_id"]]["country_code"] is None)
+    problems = []
+    if nulls:
+        problems.append(f"{len(nulls)} NULL country_code(s)")
+    if changed:
+        problems.append(f"{len(changed)} known country code(s) altered")
+    if not mart.rows:
+        problems.append("dim_users is empty")
+    rows = max(len(mart.rows), 1)
+    return _verdict(check_id, 1 - (len(nulls) + len(changed)) / rows, not problems,
+                    "; ".join(problems) or f"no NULL; unknown countries shown as {dict(placeholders)}", {
+                        "sql": mart.sql, "relation": mart.relation,
+                        "expected": "no NULL; users with a known country keep it",
+                        "observed": {"rows": len(mart.rows), "nulls": len(nulls), "altered": len(changed),
+                                     "placeholders_used": {str(k): v for k, v in placeholders.items()}},
+                        "sample_null": sample(nulls), "sample_altered": sample(changed),
+                    })
+
+
+def _compare_usd(rows: list[dict[str, Any]], key: str, column: str, truth: dict[str, Any], truth_field: str,
+                 source_amount: str, source_currency: str) -> tuple[int, list[dict[str, Any]], int]:
+    """(matches, mismatches, left unconverted) of a *_usd column against the truth, to the cent."""
+    right, wrong, unconverted = 0, [], 0
+    for row in rows:
+        expected = truth.get(row[key])
+        if expected is None:
+            continue
+        want = Decimal(expected[truth_field])
+        got = as_decimal(row[column])
+        if got is not None and abs(got - want) <= CENT:
+            right += 1
+            continue
+        original = Decimal(expected[source_amount])
+        unconverted += got is not None and expected[source_currency] != "USD" and abs(got - original) <= CENT
+        wrong.append({key: row[key], "amount": expected[source_amount], "currency": expected[source_currency],
+                      "expected_usd": expected[truth_field], "observed": jsonable(got)})
+    return right, wrong, unconverted
+
+
+@check("money.usd_conversion")
+def money_usd_conversion(ctx: ResultContext) -> CheckResult:
+    """USD columns (fct_orders.total_amount_usd, fct_payments.amount_usd, dim_products.price_usd) match the seed rates."""
+    check_id = "money.usd_conversion"
+    targets = [
+        ("fct_orders", "order_id", "total_amount_usd", ctx.truth["orders"], "total_amount_usd", "total_amount", "currency"),
+        ("fct_payments", "event_id", "amount_usd", ctx.truth["payment_events"], "amount_usd", "amount", "currency"),
+        ("dim_products", "product_id", "price_usd", ctx.truth["products"], "price_usd", "price_amount", "price_currency"),
+    ]
+    evidence: dict[str, Any] = {"rule": "amount x usd_rate (USD 1.00, EUR 1.09, GBP 1.27), rounded to cents",
+                                "tolerance": "0.01"}
+    right_total, compared, problems = 0, 0, []
+    for model, key, column, truth, field_name, amount, currency in targets:
+        try:
+            mart = ctx.read(model, [key, column])
+        except MartProblem as problem:
+            problems.append(str(problem))
+            compared += len(truth)
+            evidence[model] = {"problem": str(problem)}
+            continue
+        right, wrong, unconverted = _compare_usd(mart.rows, key, column, truth, field_name, amount, currency)
+        right_total += right
+        compared += len(truth)
+        evidence[model] = {"sql": mart.sql, "rows_right": right, "rows_wrong": len(wrong),
+                           "left_in_original_currency": unconverted, "sample_wrong": sample(wrong)}
+        if wrong:
+            note = f" ({unconverted} left in EUR/GBP unconverted)" if unconverted else ""
+            problems.append(f"{model}.{column}: {len(wrong)} row(s) off by more than a cent{note}")
+    score = right_total / compared if compared else 0.0
+    return _verdict(check_id, score, not problems,
+                    "; ".join(problems) or f"{right_total} USD amounts match to the cent", evidence)
+
+
+@check("products.future_updated_at")
+def products_future_updated_at(ctx: ResultContext) -> CheckResult:
+    """No product is lost over a future updated_at, and no mart timestamp lies after the extraction time."""
+    check_id = "products.future_updated_at"
+    extracted_at = ctx.extracted_at
+    evidence: dict[str, Any] = {"extracted_at": ctx.truth["extracted_at"]}
+    problems = []
+    kept = 0.0
+    try:
+        mart = ctx.read("dim_products", ["product_id"])
+        got = {r["product_id"] for r in mart.rows}
+        future = {p for p, t in ctx.truth["products"].items() if t["future_updated_at"]}
+        lost = sorted(set(ctx.truth["products"]) - got)
+        lost_future = sorted(set(lost) & future)
+        evidence["dim_products"] = {"sql": mart.sql, "expected_products": len(ctx.truth["products"]),
+                                    "observed": len(got), "lost": len(lost), "lost_with_future_updated_at": len(lost_future),
+                                    "sample_lost": sample(lost)}
+        if lost:
+            problems.append(f"dim_products lost {len(lost)} product(s)" +
+                            (f", {len(lost_future)} of them with a future updated_at" if lost_future else ""))
+        else:
+            kept = 1.0
+    except MartProblem as problem:
+        problems.append(str(problem))
+    late_columns, scanned = [], 0
+    for model in ("fct_orders", "fct_payments", "dim_users", "dim_products", "fct_daily_sales", "fct_seller_performance"):
+        try:
+            relation, types = ctx.table_columns(model)
+        except MartProblem:
+            continue
+        for column, type_ in sorted(types.items()):
+            if type_ not in ("TIMESTAMP", "DATETIME", "DATE"):
+                continue
+            scanned += 1
+            sql = f"SELECT MAX({column}) AS latest, COUNTIF({column} IS NOT NULL) AS n FROM `{relation}`"
+            rows = [dict(r) for r in ctx.client.query(sql).result()]
+            latest = parse_instant(rows[0]["latest"]) if rows else None
+            if latest and latest > extracted_at:
+                late_columns.append({"mart": model, "column": column, "latest": jsonable(latest), "sql": sql})
+    evidence["timestamp_columns_scanned"] = scanned
+    evidence["columns_after_extraction"] = late_columns
+    if late_columns:
+        problems.append(f"{len(late_columns)} mart column(s) hold timestamps after the extraction time: "
+                        + ", ".join(f"{c['mart']}.{c['column']}" for c in late_columns))
+    score = kept * 0.5 + (0.5 if not late_columns and scanned else 0.0)
+    return _verdict(check_id, score, not problems,
+                    "; ".join(problems) or f"all products kept; {scanned} timestamp columns within the extraction time",
+                    evidence)
+
+
+@check("sales.gmv")
+def sales_gmv(ctx: ResultContext) -> CheckResult:
+    """fct_daily_sales matches GMV per UTC order date x shipping country x top-level category."""
+    check_id = "sales.gmv"
+    columns = ["order_date", "shipping_country", "top_level_category", "gmv_usd", "order_count"]
+    try:
+        mart = ctx.read("fct_daily_sales", columns)
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    truth = {(d["order_date"], d["shipping_country"], d["top_level_category"]): d for d in ctx.truth["daily_sales"]}
+    observed: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in mart.rows:
+        observed.setdefault((as_date(row["order_date"]), row["shipping_country"], row["top_level_category"]), []).append(row)
+    right, wrong = 0, []
+    for key, want in truth.items():
+        rows = observed.get(key, [])
+        tolerance = max(CENT, Decimal("0.005") * want["item_count"])
+        got_gmv = sum((as_decimal(r["gmv_usd"]) or Decimal(0) for r in rows), Decimal(0))
+        got_orders = sum(int(r["order_count"] or 0) for r in rows)
+        if len(rows) == 1 and abs(got_gmv - Decimal(want["gmv_usd"])) <= tolerance and got_orders == want["order_count"]:
+            right += 1
+        else:
+            wrong.append({"order_date": key[0], "shipping_country": key[1], "top_level_category": key[2],
+                          "expected_gmv_usd": want["gmv_usd"], "observed_gmv_usd": str(got_gmv) if rows else None,
+                          "expected_order_count": want["order_count"], "observed_order_count": got_orders if rows else None,
+                          "rows": len(rows)})
+    extra = sorted(k for k in observed if k not in truth)
+    expected_total = sum(Decimal(d["gmv_usd"]) for d in truth.values())
+    got_total = sum((as_decimal(r["gmv_usd"]) or Decimal(0) for r in mart.rows), Decimal(0))
+    problems = []
+    if wrong:
+        problems.append(f"{len(wrong)} of {len(truth)} cells differ")
+    if extra:
+        problems.append(f"{len(extra)} cell(s) that should not exist (non-GMV statuses, wrong date or category?)")
+    score = right / len(truth) * (len(truth) / (len(truth) + len(extra)))
+    return _verdict(check_id, score, not problems,
+                    "; ".join(problems) + f" (total GMV {got_total} vs {expected_total})" if problems
+                    else f"all {len(truth)} cells match; total GMV {expected_total}", {
+                        "sql": mart.sql, "relation": mart.relation,
+                        "definition": "items of confirmed/processing/shipped/delivered orders, total_price in USD; "
+                                      "order_date = UTC date of orders.created_at",
+                        "tolerance": "0.01, or 0.005 per item in the cell (rounding per row vs per sum)",
+                        "expected": {"cells": len(truth), "total_gmv_usd": str(expected_total)},
+                        "observed": {"rows": len(mart.rows), "cells_right": right, "cells_wrong": len(wrong),
+                                     "extra_cells": len(extra), "total_gmv_usd": str(got_total)},
+                        "sample_wrong": sample(wrong), "sample_extra": sample([list(k) for k in extra]),
+                    })
+
+
+@check("sellers.current_tier")
+def sellers_current_tier(ctx: ResultContext) -> CheckResult:
+    """The current tier per seller (fct_seller_performance, dim_users) matches the open SCD2 period."""
+    check_id = "sellers.current_tier"
+    try:
+        mart = ctx.read("fct_seller_performance", ["seller_id", "current_tier"])
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    sellers = ctx.truth["sellers"]
+    users = ctx.truth["users"]
+    observed = {r["seller_id"]: r["current_tier"] for r in mart.rows}
+    right, wrong, stale = 0, [], 0
+    for seller_id, want in sellers.items():
+        got = observed.get(seller_id, "missing row")
+        if got == want["current_tier"]:
+            right += 1
+        else:
+            stale += users[seller_id]["stale_seller_tier"]
+            wrong.append({"seller_id": seller_id, "expected": want["current_tier"], "observed": got})
+    extra = sorted(set(observed) - set(sellers))
+    evidence: dict[str, Any] = {"sql": mart.sql, "relation": mart.relation,
+                                "expected": {"sellers": len(sellers)},
+                                "observed": {"rows": len(mart.rows), "right": right, "wrong": len(wrong),
+                                             "not_sellers": len(extra)},
+                                "sample_wrong": sample(wrong), "sample_not_sellers": sample(extra)}
+    problems = []
+    if wrong:
+        stale_note = (f"; {stale} of them are sellers whose users.seller_tier lags the history"
+                      if stale >= len(wrong) * 0.5 else "")
+        problems.append(f"{len(wrong)} of {len(sellers)} sellers have a wrong current tier{stale_note}")
+    if extra:
+        problems.append(f"{len(extra)} row(s) that are not sellers")
+    dim_right = dim_total = 0
+    try:
+        dim = ctx.read("dim_users", ["user_id", "current_seller_tier"])
+        for row in dim.rows:
+            if row["user_id"] in users:
+                dim_total += 1
+                dim_right += row["current_seller_tier"] == users[row["user_id"]]["current_seller_tier"]
+        evidence["dim_users"] = {"sql": dim.sql, "right": dim_right, "compared": dim_total}
+        if dim_right != dim_total:
+            problems.append(f"dim_users.current_seller_tier wrong for {dim_total - dim_right} user(s)")
+    except MartProblem as problem:
+        evidence["dim_users"] = f"not checked: {problem}"
+        problems.append(str(problem))
+    score = (right + dim_right) / (len(sellers) + max(dim_total, 1))
+    return _verdict(check_id, score, not problems,
+                    "; ".join(problems) or f"current tier right for all {len(sellers)} sellers", evidence)
+
+
+@check("sellers.performance")
+def sellers_performance(ctx: ResultContext) -> CheckResult:
+    """fct_seller_performance holds every seller (deleted ones too) with the right GMV, order count and rating."""
+    check_id = "sellers.performance"
+    try:
+        mart = ctx.read("fct_seller_performance", ["seller_id", "gmv_usd", "order_count", "avg_rating"])
+    except MartProblem as problem:
+        return _fail(check_id, problem)
+    sellers = ctx.truth["sellers"]
+    observed = {r["seller_id"]: r for r in mart.rows}
+    right, wrong = 0, []
+    for seller_id, want in sellers.items():
+        row = observed.get(seller_id)
+        if row is None:
+            wrong.append({"seller_id": seller_id, "problem": "missing", "deleted_seller": want["deleted"]})
+            continue
+        gmv = as_decimal(row["gmv_usd"]) or Decimal(0)
+        rating = row["avg_rating"]
+        rating_ok = (want["avg_rating"] is None and rating is None) or (
+            want["avg_rating"] is not None and rating is not None and abs(float(rating) - want["avg_rating"]) <= 0.01)
+        gmv_ok = abs(gmv - Decimal(want["gmv_usd"])) <= max(CENT, Decimal("0.005") * want["item_count"])
+        if gmv_ok and int(row["order_count"] or 0) == want["order_count"] and rating_ok:
+            right += 1
+        else:
+            wrong.append({"seller_id": seller_id, "expected": {k: want[k] for k in ("gmv_usd", "order_count", "avg_rating")},
+                          "observed": {"gmv_usd": jsonable(row["gmv_usd"]), "order_count": row["order_count"],
+                                       "avg_rating": jsonable(rating)}})
+    missing_deleted = sum(1 for w in wrong if w.get("deleted_seller"))
+    note = f" ({missing_deleted} soft-deleted seller(s) dropped)" if missing_deleted else ""
+    return _verdict(check_id, right / len(sellers), not wrong,
+                    f"{len(wrong)} of {len(sellers)} sellers differ{note}" if wrong
+                    else f"all {len(sellers)} sellers match", {
+                        "sql": mart.sql, "relation": mart.relation,
+                        "tolerance": "GMV to the cent per item, avg_rating 0.01",
+                        "observed": {"rows": len(mart.rows), "right": right, "wrong": len(wrong)},
+                        "sample_wrong": sample(wrong),
+                    })
+
+
+RESULT_CHECKS = ("payments.dedup", "orders.confirmed_at_utc", "users.soft_deletes", "users.country_nulls",
+                 "money.usd_conversion", "products.future_updated_at", "sales.gmv", "sellers.current_tier",
+                 "sellers.performance")
