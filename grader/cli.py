@@ -14,13 +14,14 @@ from pathlib import Path
 from grader import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
-SUBCOMMANDS = ("dataset",)
 
 DESCRIPTION = """\
 Grade a candidate's workspace for the Senior Data Engineer live exercise.
 
   grade WORKSPACE [options]        grade one workspace (a git repository or a plain folder)
   grade dataset [options]          write the exercise dataset (source DB, raw tables, truth)
+  grade calibrate [options]        grade the reference solutions; non-zero when one misses its band
+  grade rubric-doc [--check]       write docs/EVALUATION_RUBRIC.md from rubric.yaml
 
 `grade SUBCOMMAND --help` explains each subcommand.
 """
@@ -61,6 +62,9 @@ def grade_parser() -> argparse.ArgumentParser:
                         help="dataset scale loaded into the warehouse (default: default)")
     parser.add_argument("--seed", type=int, default=None,
                         help="dataset seed (default: the canonical seed); the variant seed is used for dbt.generalises")
+    parser.add_argument("--notes", type=Path, default=None, metavar="FILE",
+                        help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
+                             "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
     parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
                         help="time limit for each dbt invocation (default: 900)")
     parser.add_argument("--work-dir", type=Path, default=None,
@@ -111,11 +115,52 @@ def run_dataset(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def calibrate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade calibrate",
+        description="Grade every reference solution under calibration/ (see calibration/solutions.yaml), print "
+                    "expected vs got with per-section scores, and exit 1 when one lands outside its band or "
+                    "exemplary > solid > naive does not hold.")
+    parser.add_argument("--out", type=Path, default=Path("reports") / "calibration",
+                        help="where the reports go (default: reports/calibration)")
+    parser.add_argument("--scale", default="default", choices=["small", "default"], help="dataset scale")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="grade only these solutions")
+    parser.add_argument("--dbt-timeout", type=float, default=None, metavar="SECONDS", help="per dbt invocation")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show each grading's progress")
+    return parser
+
+
+def run_rubric_doc(argv: list[str]) -> int:
+    from grader.rubric import render_markdown
+
+    parser = argparse.ArgumentParser(prog="grade rubric-doc",
+                                     description="Write environment/docs/EVALUATION_RUBRIC.md from rubric.yaml.")
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file is out of date")
+    args = parser.parse_args(argv)
+    target = Path(__file__).resolve().parents[1] / "environment" / "docs" / "EVALUATION_RUBRIC.md"
+    text = render_markdown()
+    if args.check:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+        if current != text:
+            print(f"{target} is out of date: run `grade rubric-doc`", file=sys.stderr)
+            return 1
+        return EXIT_OK
+    target.write_text(text, encoding="utf-8")
+    print(target)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] == "dataset":
             return run_dataset(argv[1:])
+        if argv and argv[0] == "calibrate":
+            from grader.calibration import calibrate
+
+            return calibrate(calibrate_parser().parse_args(argv[1:]), Progress())
+        if argv and argv[0] == "rubric-doc":
+            return run_rubric_doc(argv[1:])
         from grader.pipeline import run_grade
 
         args = grade_parser().parse_args(argv)

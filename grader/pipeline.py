@@ -1,0 +1,214 @@
+"""One grading run: snapshot -> dataset -> warehouse -> dbt build -> checks -> rubric -> report.
+
+Each stage is its own module; this one only wires them and makes sure that whatever
+happens (a compile error, a warehouse that will not start, Ctrl-C) a report saying what
+happened is written and no emulator or dbt process is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from checks.registry import CheckResult
+from grader import __version__
+
+EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
+CACHE_DIR = Path.home() / ".cache" / "de-exercise-grader"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Grading:
+    """Everything a run learned, stage by stage; the report is rendered from it."""
+
+    candidate: str
+    workspace: str
+    seed: int
+    scale: str
+    snapshot: Any = None
+    dataset: Any = None
+    warehouse: dict[str, Any] = field(default_factory=lambda: {"warehouse": None, "versions": {}})
+    dbt: Any = None
+    checks: list[CheckResult] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    work_dir: str | None = None
+    interrupted: bool = False
+
+    def fail(self, stage: str, message: str) -> None:
+        self.errors.append({"stage": stage, "message": message})
+
+
+@contextmanager
+def timed(grading: Grading, progress: Progress, stage: str, message: str) -> Iterator[None]:
+    """Announce a stage and record its wall time as timings[<stage>_s]."""
+    progress(message)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        grading.timings[f"{stage}_s"] = round(time.monotonic() - started, 3)
+
+
+def candidate_name(workspace: Path, given: str | None) -> str:
+    """A name safe as a folder: the given one or the workspace folder's name."""
+    raw = given or workspace.resolve().name or "candidate"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("._") or "candidate"
+
+
+def run_grade(args: argparse.Namespace, progress: Progress) -> int:
+    from grader.dataset.generator import CANONICAL_SEED
+
+    workspace: Path = args.workspace
+    if not workspace.exists():
+        print(f"grade: {workspace}: no such file or directory", file=sys.stderr)
+        return EXIT_USAGE
+    if not workspace.is_dir():
+        print(f"grade: {workspace}: not a directory (give the candidate's workspace folder)", file=sys.stderr)
+        return EXIT_USAGE
+    from grader.rubric import RubricError, load_notes
+
+    try:
+        notes = load_notes(args.notes)
+    except RubricError as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    name = candidate_name(workspace, args.name)
+    out_dir = (args.out / name).resolve()
+    grading = Grading(candidate=args.name or name, workspace=str(workspace.resolve()),
+                      seed=CANONICAL_SEED if args.seed is None else args.seed, scale=args.scale)
+    own_work_dir = args.work_dir is None
+    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else args.work_dir.resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    grading.notes, grading.work_dir = notes, str(work_dir)
+    started = time.monotonic()
+    exit_code = EXIT_OK
+    try:
+        exit_code = _grade(grading, args, work_dir, progress)
+    except KeyboardInterrupt:
+        grading.interrupted = True
+        grading.fail("run", "interrupted (Ctrl-C or SIGTERM): the grading did not finish")
+        exit_code = 130
+    finally:
+        grading.timings["total_s"] = round(time.monotonic() - started, 3)
+        from grader.report import write_reports
+
+        try:
+            paths = write_reports(grading, out_dir)
+            progress(f"report written: {paths['html']}")
+            _print_summary(grading, paths)
+        except Exception as exc:  # the report is the last line of defence: say so plainly
+            print(f"grade: could not write the report to {out_dir}: {exc}", file=sys.stderr)
+            exit_code = EXIT_FAILED if exit_code == EXIT_OK else exit_code
+        if own_work_dir and not args.keep_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        elif args.keep_work_dir:
+            print(f"work folder kept: {work_dir}", file=sys.stderr)
+    return exit_code
+
+
+def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress: Progress) -> int:
+    from grader.snapshot import SnapshotError, take_snapshot
+
+    with timed(grading, progress, "snapshot", f"snapshot of {args.workspace}"):
+        try:
+            grading.snapshot = take_snapshot(args.workspace, work_dir / "snapshot")
+        except SnapshotError as exc:
+            grading.fail("snapshot", str(exc))
+            return EXIT_USAGE
+    snapshot = grading.snapshot
+    progress(f"  {snapshot.files} files, commit {(snapshot.commit or 'none (not a git repository)')[:12]}"
+             + (", uncommitted changes" if snapshot.dirty else ""))
+
+    from grader.warehouse import WarehouseError, install_signal_handlers, open_warehouse
+
+    install_signal_handlers()
+    try:
+        with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
+            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs")
+    except WarehouseError as exc:
+        grading.fail("warehouse", str(exc))
+        _static_checks(grading, None, progress)
+        return EXIT_FAILED
+    with warehouse:
+        grading.warehouse = {"warehouse": warehouse.kind, "endpoint_kind": warehouse.kind,
+                             "versions": dict(warehouse.versions)}
+        try:
+            _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
+        except WarehouseError as exc:
+            grading.fail("warehouse", str(exc))
+            _static_checks(grading, grading.dbt, progress)
+            return EXIT_FAILED
+    _static_checks(grading, grading.dbt, progress)
+    return EXIT_OK
+
+
+def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: Any, work_dir: Path,
+                         progress: Progress) -> None:
+    from checks.dbt_checks import dbt_build_check
+    from grader.dataset.generator import generate
+    from grader.dbt_run import build, find_dbt_project
+    from grader.loading import load_raw
+
+    with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
+        grading.dataset = generate(grading.seed, grading.scale)
+    client = warehouse.client()
+    with timed(grading, progress, "raw_load", "loading raw tables"):
+        load_raw(client, grading.dataset)
+    project_dir = find_dbt_project(grading.snapshot.root)
+    with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
+        grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt", timeout_s=args.dbt_timeout,
+                            progress=lambda m: progress(f"  {m}"))
+    grading.checks.append(dbt_build_check(grading.dbt))
+    with timed(grading, progress, "result_checks", "checking marts against ground truth"):
+        from checks.marts import ResultContext
+        from checks.registry import REGISTRY, run_check
+        from checks.results import RESULT_CHECKS
+
+        manifest = grading.dbt.manifest()
+        context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
+        grading.checks.extend(run_check(REGISTRY[check_id], context) for check_id in RESULT_CHECKS)
+
+
+def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
+    """lint.*, dag.* and history.*: they need only the snapshot (and the manifest when dbt parsed)."""
+    if grading.snapshot is None:
+        return
+    from checks.static import run_static_checks
+
+    started = time.monotonic()
+    progress("static analysis of models, DAGs and history")
+    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run))
+    grading.timings["static_checks_s"] = round(time.monotonic() - started, 3)
+
+
+def _print_summary(grading: Grading, paths: dict[str, Path]) -> None:
+    from grader.report import summary_lines
+
+    for line in summary_lines(grading):
+        print(line)
+    print(f"report: {paths['html']}")
+    print(f"        {paths['json']}")
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata
+
+    found = {"grader": __version__, "python": sys.version.split()[0]}
+    for dist in ("sqlglot", "gitpython"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found

@@ -1,0 +1,143 @@
+"""report.json (the stable contract scripts read) and report.html (the hiring panel's page).
+
+The HTML is one self-contained file (inline CSS and SVG, no scripts, no network) rendered
+with Jinja2 autoescaping, so anything the candidate wrote (file names, SQL, commit
+messages, descriptions) appears as inert text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from grader.rubric import score
+
+SCHEMA_VERSION = 1
+NODE_KEYS = ("pass", "fail", "error", "skip", "warn")
+TRAP_CHECKS = {
+    "payments.dedup": "Duplicate payment events",
+    "orders.confirmed_at_utc": "Timezone-naive confirmed_at",
+    "users.soft_deletes": "Soft-deleted users",
+    "users.country_nulls": "Missing country codes",
+    "products.future_updated_at": "Future updated_at (clock skew)",
+    "money.usd_conversion": "Multi-currency amounts",
+}
+
+
+def _scrub(value: Any, private: str | None) -> Any:
+    """Replace the private work folder in strings, so two gradings give the same report."""
+    if not private:
+        return value
+    if isinstance(value, str):
+        return value.replace(private, "<work>")
+    if isinstance(value, list):
+        return [_scrub(v, private) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, private) for k, v in value.items()}
+    return value
+
+
+def report_json(grading: Any) -> dict[str, Any]:
+    from grader.pipeline import versions
+
+    checks = [c.to_json() for c in sorted(grading.checks, key=lambda c: c.id)]
+    snapshot = grading.snapshot.to_json() if grading.snapshot is not None else {
+        "commit": None, "dirty": False, "tree_sha256": None, "files": 0}
+    dbt = grading.dbt.to_json() if grading.dbt is not None else {
+        "status": "skipped", "nodes": dict.fromkeys(NODE_KEYS, 0)}
+    all_versions = {**versions(), **(grading.dbt.versions if grading.dbt is not None else {}),
+                    **grading.warehouse.get("versions", {})}
+    dataset = grading.dataset
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "candidate": grading.candidate,
+        "status": "complete" if not grading.errors else "incomplete",
+        "errors": grading.errors,
+        "workspace": grading.workspace,
+        "snapshot": snapshot,
+        "dataset": {"seed": grading.seed, "scale": grading.scale,
+                    "extracted_at": dataset.truth["extracted_at"] if dataset is not None else None},
+        "environment": {"warehouse": grading.warehouse.get("warehouse"), "versions": all_versions},
+        "dbt": dbt,
+        "checks": checks,
+        "rubric": score(checks, grading.notes),
+        "timings": dict(sorted(grading.timings.items())),
+    }
+    return _scrub(report, grading.work_dir)
+
+
+def summary_lines(grading: Any) -> list[str]:
+    report = report_json(grading)
+    rubric = report["rubric"]
+    lines = [f"{report['candidate']}: {rubric['band']} (total {rubric['total']:.2f} / 4)"
+             + ("" if report["status"] == "complete" else "  [INCOMPLETE]")]
+    for error in report["errors"]:
+        lines.append(f"  ! {error['stage']}: {error['message'].splitlines()[0][:200]}")
+    nodes = report["dbt"]["nodes"]
+    lines.append(f"  dbt: {report['dbt']['status']} ({', '.join(f'{k} {v}' for k, v in nodes.items())})")
+    for check_id, title in TRAP_CHECKS.items():
+        found = next((c for c in report["checks"] if c["id"] == check_id), None)
+        if found:
+            lines.append(f"  {'+' if found['status'] == 'pass' else '-'} {title}: {found['status']}")
+    return lines
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("grader", "templates"), autoescape=select_autoescape(["html", "j2"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str)
+    return env
+
+
+def render_html(report: dict[str, Any]) -> str:
+    criteria_by_section: dict[str, list[dict[str, Any]]] = {}
+    for criterion in report["rubric"]["criteria"]:
+        criteria_by_section.setdefault(criterion["section"], []).append(criterion)
+    checks = {c["id"]: c for c in report["checks"]}
+    traps = [{"title": title, "check": checks.get(cid)} for cid, title in TRAP_CHECKS.items()]
+    commits = report["snapshot"].get("commits", [])
+    return _environment().get_template("report.html.j2").render(
+        r=report, criteria_by_section=criteria_by_section, checks=checks, traps=traps,
+        timeline=_timeline(commits), families=_families(report["checks"]),
+    )
+
+
+def _families(checks: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for check in checks:
+        grouped.setdefault(check["id"].split(".", 1)[0], []).append(check)
+    return sorted(grouped.items())
+
+
+def _timeline(commits: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Positions (0..1) of commits on the session's time axis, for an inline SVG."""
+    from datetime import datetime
+
+    times = []
+    for commit in commits:
+        try:
+            times.append(datetime.fromisoformat(commit["author_time"].replace("Z", "+00:00")))
+        except (KeyError, ValueError):
+            continue
+    if not times:
+        return None
+    start, end = min(times), max(times)
+    span = (end - start).total_seconds() or 1.0
+    points = [{"x": (t - start).total_seconds() / span, "message": c.get("message", "").splitlines()[0][:120] if c.get("message") else "",
+               "time": c.get("author_time"), "files": len(c.get("files", []))}
+              for t, c in zip(times, commits)]
+    return {"start": start.strftime("%Y-%m-%d %H:%M"), "end": end.strftime("%Y-%m-%d %H:%M"),
+            "minutes": round(span / 60) if len(times) > 1 else 0, "points": points}
+
+
+def write_reports(grading: Any, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = report_json(grading)
+    json_path = out_dir / "report.json"
+    html_path = out_dir / "report.html"
+    json_path.write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    html_path.write_text(render_html(report), encoding="utf-8")
+    return {"json": json_path, "html": html_path}
