@@ -132,7 +132,8 @@ def score(check_results: list[dict[str, Any]], notes: dict[str, dict[str, Any]] 
                 computed, steps = None, ["scored by the interviewer"]
             else:
                 computed, steps = auto_level(criterion, results, gates, rubric.data.get("fail_score_cap", 1.0))
-            level, source = computed, "auto"
+            level = computed
+            source = "interviewer" if criterion.get("source") == "interviewer" else "auto"
             if note and (criterion.get("source") == "interviewer" or note.get("override") or computed is None):
                 level, source = note["level"], "interviewer"
                 if computed is not None:
