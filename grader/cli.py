@@ -67,6 +67,12 @@ def grade_parser() -> argparse.ArgumentParser:
                              "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
     parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
                         help="time limit for each dbt invocation (default: 900)")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
+                             "dbt.generalises): one dbt build instead of about ten")
+    parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None,
+                        choices=["dbt.idempotent", "tests.mutations", "dbt.generalises"],
+                        help="run only these rebuilding checks (default: all three)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="private work folder (default: a temporary folder, removed afterwards)")
     parser.add_argument("--keep-work-dir", action="store_true", help="keep the work folder for inspection")

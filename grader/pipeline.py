@@ -142,23 +142,23 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
         _static_checks(grading, None, progress)
         return EXIT_FAILED
     with warehouse:
-        grading.warehouse = {"warehouse": warehouse.kind, "endpoint_kind": warehouse.kind,
-                             "versions": dict(warehouse.versions)}
+        grading.warehouse = {"warehouse": warehouse.kind, "versions": dict(warehouse.versions)}
         try:
             _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
         except WarehouseError as exc:
             grading.fail("warehouse", str(exc))
-            _static_checks(grading, grading.dbt, progress)
+            if not any(c.id.startswith("lint.") for c in grading.checks):
+                _static_checks(grading, grading.dbt, progress)
             return EXIT_FAILED
-    _static_checks(grading, grading.dbt, progress)
     return EXIT_OK
 
 
 def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: Any, work_dir: Path,
                          progress: Progress) -> None:
     from checks.dbt_checks import dbt_build_check
-    from grader.dataset.generator import generate
-    from grader.dbt_run import build, find_dbt_project
+    from checks.passes import PASS_ORDER, PassContext
+    from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
+    from grader.dbt_run import build, find_dbt_project, rerun
     from grader.loading import load_raw
 
     with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
@@ -179,6 +179,34 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
         manifest = grading.dbt.manifest()
         context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
         grading.checks.extend(run_check(REGISTRY[check_id], context) for check_id in RESULT_CHECKS)
+    _static_checks(grading, grading.dbt, progress)
+    chosen = [] if args.quick else [i for i in PASS_ORDER if args.passes is None or i in args.passes]
+    if manifest is None:
+        chosen = []
+    reason = "dbt produced no manifest" if manifest is None else "not requested (--quick or --passes)"
+    grading.checks.extend(CheckResult(i, "skipped", 0.0, reason) for i in PASS_ORDER if i not in chosen)
+    if not chosen:
+        return
+    with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
+        passes = PassContext(
+            results=context, dataset=grading.dataset, baseline=grading.dbt,
+            rebuild=lambda dbt_args, label: rerun(project_dir, warehouse.endpoint, work_dir / "dbt", dbt_args,
+                                                  args.dbt_timeout, label),
+            load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
+            load_dataset=lambda dataset: load_raw(client, dataset),
+            variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
+            canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
+        )
+        grading.checks.extend(run_check(REGISTRY[check_id], passes) for check_id in chosen)
+
+
+def _replace_raw_table(client: Any, name: str, rows: list[dict[str, Any]], extracted_at: Any) -> None:
+    from grader.dataset.raw import raw_table
+    from grader.dataset.schema import RAW_DATASET, TABLES_BY_NAME
+    from grader.warehouse import load_table
+
+    table = raw_table(TABLES_BY_NAME[name], rows, extracted_at)
+    load_table(client, RAW_DATASET, table.name, table.schema, table.ndjson)
 
 
 def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:

@@ -44,7 +44,7 @@ def raw_value(value: Any, pg_type: str) -> Any:
     if pg_type == "TIMESTAMP":
         return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
     if pg_type == "JSONB" or pg_type.endswith("[]"):
-        return json.dumps(value, sort_keys=True)
+        return value  # the JSON value itself: a JSON column holds the object or array, not its text
     if isinstance(value, datetime):
         raise TypeError(f"unexpected datetime for {pg_type}")
     return value
@@ -54,12 +54,17 @@ def raw_record(table: Table, row: dict[str, Any], extracted_at: datetime) -> dic
     record = {c.name: raw_value(row[c.name], c.pg_type) for c in table.columns}
     record["_airbyte_raw_id"] = str(uuid.uuid5(_RAW_ID_NAMESPACE, f"{table.name}:{row[table.primary_key]}"))
     record["_airbyte_extracted_at"] = raw_value(extracted_at, "TIMESTAMPTZ")
-    record["_airbyte_meta"] = json.dumps({"changes": [], "sync_id": GENERATION_ID})
+    record["_airbyte_meta"] = {"changes": [], "sync_id": GENERATION_ID}
     record["_airbyte_generation_id"] = GENERATION_ID
     return record
 
 
+def raw_table(table: Table, rows: list[dict[str, Any]], extracted_at: datetime) -> RawTable:
+    """One source table's rows in the raw shape, as NDJSON for a load job."""
+    lines = [json.dumps(raw_record(table, row, extracted_at), separators=(",", ":")) for row in rows]
+    return RawTable(table.name, raw_schema(table), ("\n".join(lines) + "\n").encode() if lines else b"", len(lines))
+
+
 def raw_tables(rows: dict[str, list[dict[str, Any]]], extracted_at: datetime) -> Iterator[RawTable]:
     for table in TABLES:
-        lines = [json.dumps(raw_record(table, row, extracted_at), separators=(",", ":")) for row in rows[table.name]]
-        yield RawTable(table.name, raw_schema(table), ("\n".join(lines) + "\n").encode() if lines else b"", len(lines))
+        yield raw_table(table, rows[table.name], extracted_at)

@@ -8,7 +8,6 @@ from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperat
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
 
-DBT = "cd /opt/dbt && dbt {command} --profiles-dir . --target prod --vars '{{\"run_date\": \"{{{{ ds }}}}\"}}'"
 
 
 def notify_on_call(context):
@@ -55,8 +54,17 @@ If `airbyte_sync` fails twice, check the Airbyte UI (port 8000) job log first.
         timeout=3600,
         wait_seconds=30,
     )
-    freshness = BashOperator(task_id="dbt_source_freshness", bash_command=DBT.format(command="source freshness"))
-    build = BashOperator(task_id="dbt_build", bash_command=DBT.format(command="build"))
-    docs = BashOperator(task_id="dbt_docs_generate", bash_command=DBT.format(command="docs generate"))
+    freshness = BashOperator(
+        task_id="dbt_source_freshness",
+        bash_command="cd /opt/dbt && dbt source freshness --profiles-dir . --target prod",
+    )
+    build = BashOperator(
+        task_id="dbt_build",
+        bash_command="cd /opt/dbt && dbt build --profiles-dir . --target prod --vars '{run_date: \"{{ ds }}\"}'",
+    )
+    docs = BashOperator(
+        task_id="dbt_docs_generate",
+        bash_command="cd /opt/dbt && dbt docs generate --profiles-dir . --target prod",
+    )
 
     airbyte_sync >> freshness >> build >> docs

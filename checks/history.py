@@ -1,0 +1,271 @@
+"""`history.*`: how the candidate worked — commits over the session, when tests arrived,
+and whether a written account of the traps and decisions exists.
+
+Informational only (severity "info"): these signals inform rubric criteria and the
+interviewer's discussion; they never decide a verdict alone.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from checks.registry import CheckResult, check
+from checks.static_context import StaticContext, read_text
+
+# The exercise's own handout: never counted as the candidate's writing.
+HANDOUT_NAMES = {"exercise_instructions.md", "evaluation_rubric.md", "license", "license.md",
+                 "license.txt", "requirements.txt", "changelog.md"}
+INFO_PASS = 0.5
+
+_GENERIC_WORDS = {
+    "wip", "update", "updates", "updated", "fix", "fixes", "fixed", "change", "changes", "changed",
+    "stuff", "misc", "tmp", "temp", "test", "tests", "testing", "commit", "more", "minor", "small",
+    "final", "done", "save", "saved", "work", "progress", "initial", "files", "file", "code", "again",
+    "and", "the", "some", "a", "it", "this", "things", "edit", "edits", "cleanup", "asdf", "todo",
+    "first", "second", "last", "new", "add", "added", "stuff.", "ok", "try", "attempt",
+}
+
+
+def _words(msg: str) -> list[str]:
+    first = (msg or "").strip().splitlines()[0] if (msg or "").strip() else ""
+    return re.findall(r"[a-z0-9_./-]+", first.lower())
+
+
+def meaningful_message(msg: str) -> bool:
+    """A commit subject that says what changed: 2+ words, not only generic words."""
+    words = _words(msg)
+    if len(words) < 2:
+        return False
+    return any(w.strip("./-") not in _GENERIC_WORDS and not w.isdigit() for w in words)
+
+
+def _when(c: dict) -> datetime | None:
+    t = c.get("author_time")
+    if isinstance(t, datetime):
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    try:
+        d = datetime.fromisoformat(str(t).replace("Z", "+00:00"))
+        return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def _result(cid: str, status: str, score: float, message: str, **ev: Any) -> CheckResult:
+    return CheckResult(cid, status, max(0.0, min(1.0, score)), message, evidence=ev)  # type: ignore[arg-type]
+
+
+@check("history.commits", severity="info")
+def commits(ctx: StaticContext) -> CheckResult:
+    """Commits over the session: how many, how spaced, how many say what changed."""
+    cid = "history.commits"
+    cs = ctx.commits
+    if not cs:
+        return _result(cid, "skipped", 0.0, "skipped: the workspace has no git history")
+    times = [t for t in (_when(c) for c in cs) if t is not None]
+    gaps = [(b - a).total_seconds() / 60 for a, b in zip(times, times[1:])]
+    good = [c for c in cs if meaningful_message(c.get("message", ""))]
+    share = len(good) / len(cs)
+    span = (times[-1] - times[0]).total_seconds() / 60 if len(times) > 1 else 0.0
+    score = 0.5 * min(1.0, len(cs) / 6) + 0.5 * share
+    status = "pass" if len(cs) >= 3 and share >= 0.5 else "fail"
+    weak = [c.get("message", "").strip().splitlines()[0][:80] if c.get("message", "").strip() else "(empty)"
+            for c in cs if c not in good]
+    msg = (f"{len(cs)} commit(s) over {span:.0f} min; median gap "
+           f"{statistics.median(gaps):.0f} min, max {max(gaps):.0f} min; " if gaps else f"{len(cs)} commit(s); ") \
+        + f"{len(good)}/{len(cs)} meaningful messages"
+    return _result(cid, status, score, msg,
+                   count=len(cs), span_minutes=round(span, 1),
+                   median_gap_minutes=round(statistics.median(gaps), 1) if gaps else None,
+                   max_gap_minutes=round(max(gaps), 1) if gaps else None,
+                   meaningful_share=round(share, 3), weak_messages=weak[:20],
+                   commits=[{"sha": c.get("sha", "")[:10], "time": c.get("author_time"),
+                             "message": (c.get("message") or "").strip().splitlines()[0][:100] if (c.get("message") or "").strip() else "",
+                             "files": len(c.get("files") or [])} for c in cs[:200]])
+
+
+_TEST_YML_KEY = re.compile(r"^\s*(data_)?tests\s*:", re.M)
+
+
+def _is_dbt_test_file(path: str) -> bool:
+    p = PurePosixPath(path)
+    parts = [x.lower() for x in p.parts]
+    if p.suffix == ".sql" and ("tests" in parts or "data-tests" in parts or "data_tests" in parts):
+        return True
+    return False
+
+
+def _yml_has_tests(ctx: StaticContext, path: str, sha: str | None) -> bool:
+    """Does this YAML file (at that commit when the history is readable) declare tests?"""
+    text = None
+    if sha:
+        repo = ctx.cached("history.repo", lambda: _open_repo(ctx.root))
+        if repo is not None:
+            try:
+                text = repo.commit(sha).tree[path].data_stream.read().decode("utf-8", "replace")
+            except Exception:   # deleted at that commit, or an odd path
+                text = None
+    if text is None:
+        text = read_text(ctx.root / path) or ""
+    return bool(_TEST_YML_KEY.search(text))
+
+
+def _open_repo(root: Path):
+    try:
+        import git
+
+        return git.Repo(root)
+    except Exception:
+        return None
+
+
+@check("history.tests_early", severity="info")
+def tests_early(ctx: StaticContext) -> CheckResult:
+    """dbt tests (schema or data tests) arrived while building, not only in the last quarter of the commits."""
+    cid = "history.tests_early"
+    cs = ctx.commits
+    if len(cs) < 4:
+        return _result(cid, "skipped", 0.0, f"skipped: {len(cs)} commit(s) are too few to tell when tests arrived")
+    touching: list[tuple[int, str, list[str]]] = []
+    for i, c in enumerate(cs):
+        files = [str(f) for f in c.get("files") or []]
+        hits = [f for f in files if _is_dbt_test_file(f)]
+        hits += [f for f in files if f.endswith((".yml", ".yaml")) and "models" in PurePosixPath(f).parts
+                 and _yml_has_tests(ctx, f, c.get("sha"))]
+        if hits:
+            touching.append((i, c.get("sha", "")[:10], hits))
+    n = len(cs)
+    cutoff = int(n * 0.75)  # commits with index >= cutoff are the last quarter
+    ev = {"commits": n, "last_quarter_starts_at": cutoff + 1,
+          "test_commits": [{"index": i + 1, "sha": s, "files": f[:8]} for i, s, f in touching]}
+    if not touching:
+        return _result(cid, "fail", 0.0, f"no commit among {n} adds dbt tests", **ev)
+    first = touching[0][0]
+    early = first < cutoff
+    share = len(touching) / n
+    if early:
+        return _result(cid, "pass", 1.0, f"first tests in commit {first + 1}/{n}; {len(touching)} commit(s) touch tests", **ev)
+    return _result(cid, "fail", 0.5, f"tests arrived only at the end: first in commit {first + 1}/{n} "
+                   f"(share of commits touching tests {share:.0%})", **ev)
+
+
+# Each trap of the exercise contract §2, with the words a written account of it would use.
+TRAPS: dict[str, re.Pattern] = {
+    "duplicates": re.compile(r"duplicat|de-?dup|replay|row_number|one row per event", re.I),
+    "timezone": re.compile(r"time ?zone|america/new_york|new york|\bdst\b|daylight|tz-?naive|naive", re.I),
+    "soft_delete": re.compile(r"soft[- ]?delet|deleted_at", re.I),
+    "null_country": re.compile(r"country[^\n]{0,80}\b(null|missing|unknown|placeholder|coalesce|empty)\b|"
+                               r"\b(null|missing|unknown|placeholder|coalesce)\b[^\n]{0,80}country", re.I),
+    "late_timestamps": re.compile(r"late[- ]arriv|future|clock[- ]skew|extraction time|extracted_at|"
+                                  r"updated_at[^\n]{0,60}\b(after|ahead|beyond)\b", re.I),
+    "currency": re.compile(r"currenc|exchange[_ ]rate|\bfx\b|usd_rate|to usd|in usd|conversion rate", re.I),
+}
+
+
+def _doc_sources(ctx: StaticContext) -> list[tuple[str, str]]:
+    """(where, text) of everything the candidate wrote in prose: markdown/text docs, dbt
+    model and column descriptions, and comments in model SQL."""
+    out: list[tuple[str, str]] = []
+    untouched = _unchanged_since_start(ctx)
+    for p in ctx.docs_files:
+        rel = ctx.rel(p)
+        if p.name.lower() in HANDOUT_NAMES or rel in ctx.starter_files or rel in untouched:
+            continue
+        text = _own_text(ctx, read_text(p) or "")
+        if text.strip():
+            out.append((rel, text))
+    m = ctx.manifest or {}
+    project = ctx.project_name
+    for n in (m.get("nodes") or {}).values():
+        if n.get("resource_type") != "model" or (project and n.get("package_name") not in (None, project)):
+            continue
+        where = n.get("patch_path", "").split("://")[-1] or n.get("original_file_path", "")
+        if ctx.dbt_project_dir is not None and where:
+            where = ctx.rel(ctx.dbt_project_dir / where)
+        if (n.get("description") or "").strip():
+            out.append((f"{where} (model {n.get('name')})", _own_text(ctx, n["description"])))
+        for col in (n.get("columns") or {}).values():
+            if (col.get("description") or "").strip():
+                out.append((f"{where} ({n.get('name')}.{col.get('name')})", _own_text(ctx, col["description"])))
+    for (mid, mdoc) in ((k, v) for k, v in (m.get("docs") or {}).items()
+                        if not project or v.get("package_name") in (None, project)):
+        if (mdoc.get("block_contents") or "").strip() and mdoc.get("name") != "__overview__":
+            out.append((f"{mdoc.get('original_file_path', mid)} (docs block)", mdoc["block_contents"]))
+    if ctx.dbt_project_dir is not None:
+        for sql in sorted((ctx.dbt_project_dir / "models").rglob("*.sql")) if (ctx.dbt_project_dir / "models").is_dir() else []:
+            text = read_text(sql) or ""
+            comments = _own_text(ctx, "\n".join(re.findall(r"--[^\n]*|/\*.*?\*/|\{#.*?#\}", text, re.S)))
+            if comments.strip():
+                out.append((f"{ctx.rel(sql)} (SQL comments)", comments))
+    return out
+
+
+def _unchanged_since_start(ctx: StaticContext) -> set[str]:
+    """Files of the first commit that no later commit touched (the handout as imported)."""
+    if len(ctx.commits) < 2:
+        return set()
+    first = {str(f) for f in ctx.commits[0].get("files") or []}
+    later: set[str] = set()
+    for c in ctx.commits[1:]:
+        later.update(str(f) for f in c.get("files") or [])
+    return first - later
+
+
+# Lines of the exercise's own README that name the traps (used when no pristine handout
+# copy is given): a candidate's doc that merely keeps them has not written anything.
+_HANDOUT_LINE = re.compile(
+    r"^\|\s*(duplicate events|late-arriving data|timezone issues|soft deletes|missing data|multi-currency)\s*\||"
+    r"^\s*-\s*\*\*(users|products|orders|payments)\*\*\s*-|"
+    r"^\s*\d\.\s*\*\*(deduplication|data discovery|quality first|documentation|production thinking):\*\*", re.I)
+
+
+def _handout_lines(ctx: StaticContext) -> set[str]:
+    def build() -> set[str]:
+        out: set[str] = set()
+        if ctx.starter_root is not None and Path(ctx.starter_root).is_dir():
+            for p in Path(ctx.starter_root).rglob("*"):
+                if p.suffix.lower() in (".md", ".markdown", ".rst", ".txt", ".yml", ".yaml", ".sql"):
+                    out.update(ln.strip() for ln in (read_text(p) or "").splitlines() if ln.strip())
+        return out
+    return ctx.cached("history.handout_lines", build)
+
+
+def _own_text(ctx: StaticContext, text: str) -> str:
+    """The text with the handout's lines blanked (line numbers kept)."""
+    handout = _handout_lines(ctx)
+    return "\n".join("" if (ln.strip() in handout or _HANDOUT_LINE.search(ln)) else ln
+                     for ln in text.splitlines())
+
+
+@check("history.decisions_doc", severity="info")
+def decisions_doc(ctx: StaticContext) -> CheckResult:
+    """A written account of the traps and decisions exists and covers each trap (duplicates, timezone, soft deletes, NULL country, late timestamps, currency)."""
+    cid = "history.decisions_doc"
+    sources = _doc_sources(ctx)
+    coverage: dict[str, list[dict]] = {k: [] for k in TRAPS}
+    for where, text in sources:
+        lines = text.splitlines()
+        for trap, rx in TRAPS.items():
+            if len(coverage[trap]) >= 3:
+                continue
+            for i, line in enumerate(lines, 1):
+                m = rx.search(line)
+                if m:
+                    coverage[trap].append({"where": where, "line": i, "matched": m.group(0),
+                                           "text": line.strip()[:160]})
+                    break
+    covered = [k for k, v in coverage.items() if v]
+    missing = [k for k, v in coverage.items() if not v]
+    score = len(covered) / len(TRAPS)
+    decision_files = [w for w, _ in sources if re.search(r"decision|adr|notes|readme|design|trap", w, re.I)]
+    ev = {"covered": covered, "missing": missing, "matches": coverage,
+          "sources": [w for w, _ in sources][:100], "decision_files": decision_files}
+    if not sources:
+        return _result(cid, "fail", 0.0, "no written account found (no docs changed by the candidate, "
+                       "no model descriptions)", **ev)
+    status = "pass" if score >= INFO_PASS else "fail"
+    return _result(cid, status, score, f"{len(covered)}/{len(TRAPS)} traps covered"
+                   + (f"; missing: {', '.join(missing)}" if missing else ""), **ev)

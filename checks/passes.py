@@ -1,0 +1,211 @@
+"""Checks that rebuild the candidate's project: idempotency, generalisation, and mutation testing.
+
+They catch what one build cannot: marts that change on a rerun (dbt.idempotent), answers
+written for the canonical data (dbt.generalises), and tests that would not notice a broken
+source (tests.mutations).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable
+
+from checks.marts import MARTS, MartProblem, ResultContext, jsonable
+from checks.registry import REGISTRY, CheckResult, check, run_check
+from grader.dataset.generator import Dataset
+
+
+@dataclass
+class PassContext:
+    """What rebuilding checks need; the pipeline provides the warehouse-bound operations."""
+
+    results: ResultContext
+    dataset: Dataset
+    baseline: Any  # the first DbtRun on canonical data
+    rebuild: Callable[[list[str], str], Any]  # (dbt args, label) -> DbtRun
+    load_table: Callable[[str, list[dict[str, Any]]], None]  # (table, rows) -> replaces raw.<table>
+    load_dataset: Callable[[Dataset], None]  # replaces every raw table
+    variant: Callable[[], Dataset]
+    canonical_checks: list[CheckResult] = field(default_factory=list)
+    progress: Callable[[str], None] = lambda message: None
+
+
+def mart_fingerprints(ctx: ResultContext) -> dict[str, dict[str, Any]]:
+    """Row count and a content hash of every mart that exists, independent of row order."""
+    prints = {}
+    for model in MARTS:
+        try:
+            relation, _ = ctx.table_columns(model)
+        except MartProblem:
+            continue
+        rows = [json.dumps({k: jsonable(v) for k, v in row.items()}, sort_keys=True, default=str)
+                for row in ctx.client.query(f"SELECT * FROM `{relation}`").result()]
+        digest = hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()
+        prints[model] = {"relation": relation, "rows": len(rows), "sha256": digest}
+    return prints
+
+
+@check("dbt.idempotent")
+def dbt_idempotent(ctx: PassContext) -> CheckResult:
+    """A second dbt build on the same data leaves every mart unchanged (row count and content)."""
+    before = mart_fingerprints(ctx.results)
+    if not before:
+        return CheckResult("dbt.idempotent", "skipped", 0.0, "no mart was built, nothing to compare")
+    ctx.progress("dbt.idempotent: second dbt build on the same data")
+    second = ctx.rebuild(["build"], "idempotent")
+    after = mart_fingerprints(ctx.results)
+    changed = sorted(m for m in before if after.get(m) != before[m])
+    evidence = {"method": "SELECT * of each mart before and after a second `dbt build`; sha256 of the sorted rows",
+                "before": before, "after": after, "second_build": {"status": second.status, "nodes": second.nodes}}
+    if changed:
+        details = ", ".join(f"{m} ({before[m]['rows']} -> {after.get(m, {}).get('rows', 'missing')} rows)" for m in changed)
+        return CheckResult("dbt.idempotent", "fail", 1 - len(changed) / len(before),
+                           f"{len(changed)} mart(s) changed on a rerun: {details}", evidence)
+    return CheckResult("dbt.idempotent", "pass", 1.0, f"{len(before)} marts identical after a second build", evidence)
+
+
+@check("dbt.generalises")
+def dbt_generalises(ctx: PassContext) -> CheckResult:
+    """The result checks that pass on the canonical data also pass on the variant dataset (other ids and values)."""
+    from checks.results import RESULT_CHECKS
+
+    canonical = {c.id: c for c in ctx.canonical_checks if c.id in RESULT_CHECKS}
+    passed = sorted(i for i, c in canonical.items() if c.status == "pass")
+    if not passed:
+        return CheckResult("dbt.generalises", "skipped", 0.0, "no result check passed on the canonical data")
+    variant = ctx.variant()
+    ctx.progress(f"dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
+    ctx.load_dataset(variant)
+    run = ctx.rebuild(["build"], "variant")
+    variant_ctx = ResultContext(ctx.results.client, ctx.results.manifest, variant.truth, label=f"seed {variant.seed}")
+    outcome = {i: run_check(REGISTRY[i], variant_ctx) for i in RESULT_CHECKS}
+    regressed = [i for i in passed if outcome[i].status != "pass"]
+    evidence = {
+        "variant_seed": variant.seed, "variant_build": {"status": run.status, "nodes": run.nodes},
+        "checks": {i: {"canonical": canonical[i].status if i in canonical else None, "variant": outcome[i].status,
+                       "variant_message": outcome[i].message} for i in RESULT_CHECKS},
+    }
+    if regressed:
+        return CheckResult("dbt.generalises", "fail", 1 - len(regressed) / len(passed),
+                           f"{len(regressed)} check(s) pass on the canonical data but fail on the variant: "
+                           f"{', '.join(regressed)} (answers fitted to the canonical data?)", evidence)
+    return CheckResult("dbt.generalises", "pass", 1.0,
+                       f"all {len(passed)} passing result checks also pass on the variant dataset", evidence)
+
+
+# --- mutation testing ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mutation:
+    id: str
+    table: str
+    description: str
+    apply: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def _first(rows: list[dict[str, Any]], predicate: Callable[[dict[str, Any]], bool] = lambda r: True) -> int:
+    """Index of the first matching row by id: deterministic, whatever the row order."""
+    return min((i for i, r in enumerate(rows) if predicate(r)), key=lambda i: str(rows[i]["id"]))
+
+
+def _duplicate_order(rows):
+    i = _first(rows)
+    return rows + [copy.deepcopy(rows[i])]
+
+
+def _null_item_key(rows):
+    rows[_first(rows)]["id"] = None
+    return rows
+
+
+def _orphan_item(rows):
+    rows[_first(rows)]["product_id"] = "00000000-0000-4000-8000-000000000000"
+    return rows
+
+
+def _unknown_currency(rows):
+    rows[_first(rows)]["currency"] = "JPY"
+    return rows
+
+
+def _bad_status(rows):
+    rows[_first(rows)]["status"] = "lost_in_transit"
+    return rows
+
+
+def _total_mismatch(rows):
+    rows[_first(rows)]["total_amount"] += 1000  # +10.00 in cents
+    return rows
+
+
+def _replay_changed_amount(rows):
+    i = _first(rows, lambda r: r["status"] == "completed")
+    replay = copy.deepcopy(rows[i])
+    replay.update(id="ffffffff-ffff-4fff-bfff-ffffffffffff", amount=replay["amount"] + 500,
+                  created_at=replay["created_at"] + timedelta(seconds=30),
+                  event_timestamp=replay["event_timestamp"] + timedelta(seconds=30))
+    return rows + [replay]
+
+
+MUTATIONS = (
+    Mutation("orders.duplicate_pk", "orders", "an order row duplicated (same id)", _duplicate_order),
+    Mutation("order_items.null_key", "order_items", "an order item with a NULL id", _null_item_key),
+    Mutation("order_items.orphan_product", "order_items", "an order item pointing at no product", _orphan_item),
+    Mutation("orders.unknown_currency", "orders", "an order in a currency without a rate (JPY)", _unknown_currency),
+    Mutation("orders.bad_status", "orders", "an order status outside the allowed set", _bad_status),
+    Mutation("orders.total_mismatch", "orders", "total_amount != subtotal + shipping + tax - discount",
+             _total_mismatch),
+    Mutation("payments.replay_changed_amount", "payments",
+             "a replayed payment event (same event_id) with a changed amount", _replay_changed_amount),
+)
+
+
+def build_args(manifest: dict[str, Any] | None, table: str) -> list[str]:
+    """`dbt build` limited to what reads raw.<table> through source(); everything when no source declares it
+    (a project that hard-codes relations still gets its tests run)."""
+    for node in (manifest or {}).get("sources", {}).values():
+        if (node.get("identifier") or node.get("name")) == table and node.get("schema") == "raw":
+            return ["build", "--select", f"source:{node['source_name']}.{node['name']}+"]
+    return ["build"]
+
+
+def _test_statuses(run: Any) -> dict[str, str]:
+    return {r.unique_id: r.status for r in run.results if r.resource_type in ("test", "unit_test")}
+
+
+@check("tests.mutations")
+def tests_mutations(ctx: PassContext) -> CheckResult:
+    """Share of defects planted in the raw data that the candidate's own tests catch."""
+    clean = {t: s for t, s in _test_statuses(ctx.baseline).items() if s == "pass"}
+    if not clean:
+        return CheckResult("tests.mutations", "fail", 0.0,
+                           "no test passed on the clean data, so no planted defect can be caught",
+                           {"mutations": [m.description for m in MUTATIONS]})
+    outcomes = []
+    for number, mutation in enumerate(MUTATIONS, start=1):
+        ctx.progress(f"tests.mutations {number}/{len(MUTATIONS)}: {mutation.description}")
+        original = ctx.dataset.rows[mutation.table]
+        ctx.load_table(mutation.table, mutation.apply(copy.deepcopy(original)))
+        try:
+            run = ctx.rebuild(build_args(ctx.results.manifest, mutation.table), f"mutation-{number}")
+        finally:
+            ctx.load_table(mutation.table, original)
+        after = _test_statuses(run)
+        caught_by = sorted(t for t in clean if after.get(t) in ("fail", "error"))
+        outcomes.append({"id": mutation.id, "defect": mutation.description, "table": f"raw.{mutation.table}",
+                         "caught": bool(caught_by), "caught_by": [t.split(".")[-1] for t in caught_by][:10]})
+    caught = sum(o["caught"] for o in outcomes)
+    share = caught / len(outcomes)
+    missed = [o["id"] for o in outcomes if not o["caught"]]
+    message = f"{caught} of {len(outcomes)} planted defects caught" + (f"; missed: {', '.join(missed)}" if missed else "")
+    evidence = {"method": "one defect at a time in raw, `dbt build --select source:<raw table>+`; caught when a test "
+                          "that passed on clean data fails", "tests_passing_on_clean_data": len(clean),
+                "mutations": outcomes}
+    return CheckResult("tests.mutations", "pass" if share >= 0.75 else "fail", share, message, evidence)
+
+
+PASS_ORDER = ("dbt.idempotent", "tests.mutations", "dbt.generalises")
