@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -178,10 +179,55 @@ class DagFile:
             return out
         return None
 
+    def render(self, node: ast.AST | None, depth: int = 0) -> str | None:
+        """Best-effort value of a string expression: literals, module constants, f-strings,
+        `+` concatenation and str.format() with literal arguments (no code is run)."""
+        if node is None or depth > 6:
+            return None
+        if (c := _const_str(node)) is not None:
+            return c
+        if isinstance(node, ast.Name):
+            v = self.module_value(node)
+            return self.render(v, depth + 1) if v is not node else None
+        if isinstance(node, ast.JoinedStr):
+            parts = []
+            for v in node.values:
+                if isinstance(v, ast.FormattedValue):
+                    r = self.render(v.value, depth + 1)
+                    parts.append(r if r is not None else "{" + ast.unparse(v.value) + "}")
+                else:
+                    parts.append(_const_str(v) or "")
+            return "".join(parts)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            left, right = self.render(node.left, depth + 1), self.render(node.right, depth + 1)
+            if left is not None or right is not None:
+                return (left or "") + (right or "")
+            return None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+            base = self.render(node.func.value, depth + 1)
+            if base is None:
+                return None
+            kw = {k.arg: self.render(k.value, depth + 1) for k in node.keywords if k.arg}
+            args = [self.render(a, depth + 1) for a in node.args]
+
+            class _Keep(dict):
+                def __missing__(self, key: str) -> str:
+                    return "{" + key + "}"
+            try:
+                return string.Formatter().vformat(base, [a if a is not None else "{}" for a in args],
+                                                  _Keep({k: v for k, v in kw.items() if v is not None}))
+            except (ValueError, IndexError, KeyError, AttributeError):
+                return base
+        return None
+
     def strings(self, node: ast.AST | None, depth: int = 0) -> list[str]:
         """String constants in an expression (lists joined by spaces, names followed once)."""
         if node is None or depth > 4:
             return []
+        if isinstance(node, (ast.JoinedStr, ast.BinOp, ast.Call)):
+            rendered = self.render(node)
+            if rendered is not None:
+                return [rendered]
         if isinstance(node, ast.Name):
             v = self.module_value(node)
             return self.strings(v, depth + 1) if v is not node else []
@@ -1109,11 +1155,20 @@ def airflow_import_errors(ctx: StaticContext) -> CheckResult:
     from grader.airflow_parse import parse_dags
 
     rep = parse_dags(ctx.dag_files, python=ctx.airflow_python, root=ctx.root)
-    if rep.get("status") != "ok":
-        return _result(cid, "error", 0.0, f"Airflow loader failed: {rep.get('message')}", **rep)
+    loader_status = rep.pop("status", None)
+    ev = {k: v for k, v in rep.items() if k != "message"}
+    ev["loader_status"] = loader_status
+    if loader_status != "ok":
+        return _result(cid, "error", 0.0, f"Airflow loader failed ({loader_status}): {rep.get('message')}", **ev)
     errors = rep.get("import_errors") or {}
-    findings = [Finding(message=msg.strip().splitlines()[-1][:300] if msg.strip() else "import error",
-                        file=ctx.rel(path), line=None, snippet=None).to_json() for path, msg in errors.items()]
+    ev["findings"] = [Finding(message=msg.strip().splitlines()[-1][:300] if msg.strip() else "import error",
+                              file=ctx.rel(path), line=_error_line(msg), snippet=None).to_json()
+                      for path, msg in sorted(errors.items())]
     if errors:
-        return _result(cid, "fail", 0.0, f"{len(errors)} DAG file(s) fail to import in Airflow", findings=findings, **rep)
-    return _result(cid, "pass", 1.0, f"Airflow loaded {len(rep.get('dag_ids') or [])} DAG(s) without import errors", **rep)
+        return _result(cid, "fail", 0.0, f"{len(errors)} DAG file(s) fail to import in Airflow", **ev)
+    return _result(cid, "pass", 1.0, f"Airflow loaded {len(rep.get('dag_ids') or [])} DAG(s) without import errors", **ev)
+
+
+def _error_line(msg: str) -> int | None:
+    found = re.findall(r'File "[^"]*", line (\d+)', msg or "")
+    return int(found[-1]) if found else None

@@ -159,7 +159,7 @@ TRAPS: dict[str, re.Pattern] = {
     "soft_delete": re.compile(r"soft[- ]?delet|deleted_at", re.I),
     "null_country": re.compile(r"country[^\n]{0,80}\b(null|missing|unknown|placeholder|coalesce|empty)\b|"
                                r"\b(null|missing|unknown|placeholder|coalesce)\b[^\n]{0,80}country", re.I),
-    "late_timestamps": re.compile(r"late[- ]arriv|future|clock[- ]skew|extraction time|extracted_at|"
+    "late_timestamps": re.compile(r"late[- ]arriv|future|clock[- ]skew|extraction time|"
                                   r"updated_at[^\n]{0,60}\b(after|ahead|beyond)\b", re.I),
     "currency": re.compile(r"currenc|exchange[_ ]rate|\bfx\b|usd_rate|to usd|in usd|conversion rate", re.I),
 }
@@ -182,7 +182,7 @@ def _doc_sources(ctx: StaticContext) -> list[tuple[str, str]]:
     for n in (m.get("nodes") or {}).values():
         if n.get("resource_type") != "model" or (project and n.get("package_name") not in (None, project)):
             continue
-        where = n.get("patch_path", "").split("://")[-1] or n.get("original_file_path", "")
+        where = (n.get("patch_path") or "").split("://")[-1] or n.get("original_file_path") or ""
         if ctx.dbt_project_dir is not None and where:
             where = ctx.rel(ctx.dbt_project_dir / where)
         if (n.get("description") or "").strip():
@@ -233,9 +233,23 @@ def _handout_lines(ctx: StaticContext) -> set[str]:
     return ctx.cached("history.handout_lines", build)
 
 
+def _handout_blob(ctx: StaticContext) -> str:
+    def build() -> str:
+        if ctx.starter_root is None or not Path(ctx.starter_root).is_dir():
+            return ""
+        parts = [read_text(p) or "" for p in sorted(Path(ctx.starter_root).rglob("*"))
+                 if p.suffix.lower() in (".md", ".markdown", ".rst", ".txt", ".yml", ".yaml", ".sql")]
+        return re.sub(r"\s+", " ", "\n".join(parts))
+    return ctx.cached("history.handout_blob", build)
+
+
 def _own_text(ctx: StaticContext, text: str) -> str:
     """The text with the handout's lines blanked (line numbers kept)."""
     handout = _handout_lines(ctx)
+    blob = _handout_blob(ctx)
+    flat = re.sub(r"\s+", " ", text).strip()
+    if blob and len(flat) > 12 and flat in blob:
+        return ""  # a description copied verbatim from the starter project
     return "\n".join("" if (ln.strip() in handout or _HANDOUT_LINE.search(ln)) else ln
                      for ln in text.splitlines())
 

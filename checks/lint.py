@@ -34,6 +34,8 @@ DIALECT = "bigquery"
 
 # Thresholds for the coverage-style results (status pass at or above).
 COVERAGE_PASS = 0.5
+# No incremental model at all: "full refreshes only" (rubric level 1 of incremental loading).
+NO_INCREMENTAL_SCORE = 0.25
 COLUMN_DOCS_PASS = 0.8
 
 MART_FOLDERS = {"marts", "mart", "reporting"}
@@ -361,6 +363,13 @@ def _no_project(check_id: str, ctx: StaticContext) -> CheckResult | None:
     return _result(check_id, "skipped", 0.0, "skipped: no dbt models found in the workspace")
 
 
+def _no_marts(check_id: str, ctx: StaticContext) -> CheckResult | None:
+    if marts(ctx):
+        return None
+    return _result(check_id, "fail", 0.0, "no mart models found (fct_*/dim_* or models under marts/)",
+                   models=[m.name for m in models(ctx)])
+
+
 def _col_name(node: exp.Expression) -> str | None:
     if isinstance(node, exp.Column):
         return node.name.lower()
@@ -542,7 +551,7 @@ def _has_constraint(obj: dict, kind: str) -> bool:
 @check("lint.select_star_in_mart", severity="warning")
 def select_star_in_mart(ctx: StaticContext) -> CheckResult | list[Finding]:
     """Marts list their output columns instead of passing `SELECT *` through from upstream."""
-    if (r := _no_project("lint.select_star_in_mart", ctx)):
+    if (r := _no_project("lint.select_star_in_mart", ctx)) or (r := _no_marts("lint.select_star_in_mart", ctx)):
         return r
     findings = []
     unparsed = []
@@ -636,7 +645,7 @@ def _hardcoded_by_regex(ctx: StaticContext, mdl: Model, st: Stripped) -> list[Fi
 @check("lint.mart_reads_source", severity="warning")
 def mart_reads_source(ctx: StaticContext) -> CheckResult | list[Finding]:
     """Marts and intermediate models build on staging models, not on source() directly."""
-    if (r := _no_project("lint.mart_reads_source", ctx)):
+    if (r := _no_project("lint.mart_reads_source", ctx)) or (r := _no_marts("lint.mart_reads_source", ctx)):
         return r
     findings = []
     scope = [m for m in models(ctx) if m.layer in ("mart", "intermediate")]
@@ -657,6 +666,8 @@ def staging_joins(ctx: StaticContext) -> CheckResult | list[Finding]:
         return r
     findings = []
     scope = [m for m in models(ctx) if m.layer == "staging"]
+    if not scope:
+        return _result("lint.staging_joins", "skipped", 0.0, "skipped: no staging models")
     for mdl in scope:
         tree = parsed(ctx, mdl)
         if tree is None:
@@ -688,7 +699,7 @@ _PK_COMBINED = {"unique_combination_of_columns", "expect_compound_columns_to_be_
 @check("lint.mart_missing_pk_test", severity="warning")
 def mart_missing_pk_test(ctx: StaticContext) -> CheckResult | list[Finding]:
     """Each mart has a tested primary key: unique + not_null on one column, a combination-unique test, or a primary_key constraint."""
-    if (r := _needs_manifest("lint.mart_missing_pk_test", ctx)) or (r := _no_project("lint.mart_missing_pk_test", ctx)):
+    if (r := _needs_manifest("lint.mart_missing_pk_test", ctx)) or (r := _no_project("lint.mart_missing_pk_test", ctx)) or (r := _no_marts("lint.mart_missing_pk_test", ctx)):
         return r
     tests = tests_by_model(ctx)
     findings = []
@@ -722,8 +733,10 @@ def _primary_key(mdl: Model, tests: list[TestInfo]) -> str | None:
     if both:
         return f"{both[0]} (unique + not_null)"
     for t in tests:
-        if t.name in _PK_COMBINED:
-            cols = t.kwargs.get("combination_of_columns") or t.kwargs.get("column_list") or t.kwargs.get("column_names")
+        custom_combo = "unique" in t.name and any(isinstance(v, list) and len(v) > 1 for v in t.kwargs.values())
+        if t.name in _PK_COMBINED or custom_combo:
+            cols = t.kwargs.get("combination_of_columns") or t.kwargs.get("column_list") or \
+                t.kwargs.get("column_names") or next((v for v in t.kwargs.values() if isinstance(v, list)), None)
             return f"{t.name}({', '.join(map(str, cols)) if isinstance(cols, list) else t.column or ''})"
     return None
 
@@ -803,11 +816,12 @@ def relationship_coverage(ctx: StaticContext) -> CheckResult:
     return _coverage(
         ctx, "lint.relationship_coverage",
         lambda mdl, col, tests, first: col.endswith("_id") and not _own_key(mdl, col, tests, first)
-        and not col.startswith("_"),
+        and not col.startswith("_") and not _NOT_FK.search(col),
         {"relationships", "relationships_where", "expect_column_values_to_be_in_set_of_other_column"},
         "foreign-key-like")
 
 
+_NOT_FK = re.compile(r"(provider|external|row|raw|airbyte|session|request|trace|idempotency)_id$")
 _STATUS_LIKE = re.compile(r"^(status|.*_status|.*_type|.*_tier|currency|.*_currency)$")
 
 
@@ -1133,7 +1147,8 @@ def incremental_config(ctx: StaticContext) -> CheckResult:
         return r
     inc = [m for m in models(ctx) if m.materialized == "incremental"]
     if not inc:
-        return _result(cid, "pass", 1.0, "no incremental models (nothing to check)", incremental_models=[])
+        return _result(cid, "fail", NO_INCREMENTAL_SCORE, "no incremental models: every run is a full refresh",
+                       incremental_models=[])
     findings = []
     summary = []
     for mdl in inc:
@@ -1153,7 +1168,11 @@ def incremental_config(ctx: StaticContext) -> CheckResult:
             findings.append(_finding(ctx, mdl, f"{mdl.name}: insert_overwrite without partition_by", cfg))
         if eff != "microbatch" and not re.search(r"is_incremental\s*\(\s*\)", mdl.raw_code):
             findings.append(_finding(ctx, mdl, f"{mdl.name}: no is_incremental() filter, every run reprocesses everything", cfg))
-    return _per_model_result(cid, findings, len(inc), "incremental models", {"incremental_models": summary})
+    res = _per_model_result(cid, findings, len(inc), "incremental models", {"incremental_models": summary})
+    if findings:  # an incremental model with gaps still beats full refreshes (rubric level 2)
+        bad = len({f.file for f in findings})
+        res.score = (len(inc) - bad + 0.5 * bad) / len(inc)
+    return res
 
 
 @check("lint.layer_naming", severity="warning")

@@ -45,10 +45,11 @@ try:
         from airflow.models.dagbag import DagBag
     except ImportError:
         from airflow.models import DagBag
-    try:
-        bag = DagBag(dag_folder=folder, include_examples=False)
-    except TypeError:
-        bag = DagBag(dag_folder=folder)
+    import inspect
+    kwargs = {"dag_folder": folder}
+    if "include_examples" in inspect.signature(DagBag.__init__).parameters:
+        kwargs["include_examples"] = False  # Airflow 2; the argument is gone in 3.3
+    bag = DagBag(**kwargs)
     import airflow
     out["airflow_version"] = getattr(airflow, "__version__", "?")
     out["dag_ids"] = sorted(bag.dag_ids) if hasattr(bag, "dag_ids") else sorted(bag.dags)
@@ -116,7 +117,7 @@ def parse_dags(dag_files: list[Path], python: Path | str, root: Path | None = No
     time-limited process. Returns {status, import_errors{original path: message}, dag_ids,
     airflow_version, isolation{...}, duration_s}; status is ok | timeout | loader_error |
     no_interpreter."""
-    python = Path(python)
+    python = Path(os.path.abspath(python))   # not resolve(): a venv's python is a symlink
     if not python.exists():
         return {"status": "no_interpreter", "message": f"no Airflow interpreter at {python}"}
     t0 = time.time()

@@ -48,14 +48,14 @@ def _commit(repo: git.Repo, message: str, when: datetime) -> None:
     repo.index.commit(message, author=actor, committer=actor, author_date=stamp, commit_date=stamp)
 
 
-def materialise(solution: Solution, into: Path) -> Path:
+def materialise(solution: Solution, into: Path, overlay_root: Path = CALIBRATION_DIR) -> Path:
     """The solution as a git workspace under `into`/<name>: starter commit, then one commit per overlay folder."""
     workspace = into / solution.name
     shutil.copytree(STARTER_DIR, workspace, ignore=shutil.ignore_patterns(*STARTER_EXCLUDES, "target", "logs"))
     repo = git.Repo.init(workspace, initial_branch="main")
     _commit(repo, "Starter repository as handed over", SESSION_START)
     if solution.overlay:
-        overlay = CALIBRATION_DIR / solution.overlay
+        overlay = overlay_root / solution.overlay
         steps = sorted(p for p in overlay.rglob("*") if p.is_file())
         groups: dict[str, list[Path]] = {}
         for path in steps:

@@ -489,20 +489,52 @@ def build(
         if step == "build":
             build_step = invocation
     run.duration_s = time.monotonic() - started
+    return _collect(run, target, completed=build_step is not None)
 
+
+def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list[str], timeout_s: float,
+          label: str, project: str = "marketplace-analytics") -> DbtRun:
+    """One more dbt command (`["build"]` again, a selection, ...) on a project `build()`
+    already ran: the rebuilding checks (idempotency, variant data, mutations) use it.
+
+    It runs in its own private folder, `work_dir`/reruns/`label`, so the first build's
+    manifest, compiled SQL and logs, which the report and static checks read, stay as
+    they were.
+    """
+    project_dir = project_dir.resolve()
+    private = work_dir.resolve() / "reruns" / label
+    target = private_paths(private)["target"]
+    shutil.rmtree(target, ignore_errors=True)
+    write_profile(private, project_dir, warehouse_endpoint, project=project)
+    invocation = run_dbt(project_dir, private, args, timeout_s, private / "dbt.log",
+                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint})
+    run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
+                 timed_out=invocation.timed_out, duration_s=invocation.duration_s)
+    if invocation.timed_out:
+        run.problems.append(f"dbt {' '.join(args)} killed after the {round(timeout_s, 1):g} s timeout")
+    return _collect(run, target, completed=not invocation.timed_out)
+
+
+def _collect(run: DbtRun, target: Path, completed: bool) -> DbtRun:
+    """Fill `run` from what dbt left in `target` (manifest, run_results) and its log.
+
+    `completed`: the command whose results count ran to its end; its run_results.json
+    (removed before it started) is then the only one there. Without results the error
+    dbt printed is kept instead (parse and compile errors write none).
+    """
     manifest = _load_json(target / "manifest.json")
     if manifest is not None:
         run.manifest_path = target / "manifest.json"
         compiled = target / "compiled" / str(manifest.get("metadata", {}).get("project_name"))
         run.compiled_dir = compiled if compiled.is_dir() else None
-    run_results = _load_json(target / "run_results.json") if build_step else None
+    run_results = _load_json(target / "run_results.json") if completed else None
     if run_results is not None:
         run.results = _node_results(run_results, manifest or {})
         for result in run.results:
             run.nodes[_COUNT_OF_STATUS.get(result.status, "error")] += 1
     elif not run.timed_out:
         run.error = error_text(run.invocations[-1].log_path)
-    if build_step is not None and all(i.exit_code == 0 for i in run.invocations):
+    if completed and all(i.exit_code == 0 for i in run.invocations):
         run.status = "success"
     return run
 
@@ -591,29 +623,3 @@ def relation_of(manifest: dict[str, Any], model_name: str) -> str | None:
     node = sorted(candidates, key=lambda n: (n.get("package_name") != root, n.get("unique_id", "")))[0]
     table = node.get("alias") or node.get("name")
     return f"{node.get('database')}.{node.get('schema')}.{table}"
-
-
-def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list[str], timeout_s: float,
-          label: str, project: str = "marketplace-analytics") -> DbtRun:
-    """One more dbt command on a project `build()` already ran (same profile and private folders):
-    the rebuilding checks use it. Results are read from this command's run_results.json only."""
-    project_dir = project_dir.resolve()
-    work_dir = work_dir.resolve()
-    target = private_paths(work_dir)["target"]
-    write_profile(work_dir, project_dir, warehouse_endpoint, project=project)
-    (target / "run_results.json").unlink(missing_ok=True)
-    started = time.monotonic()
-    invocation = run_dbt(project_dir, work_dir, args, timeout_s, work_dir / f"dbt-{label}.log",
-                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint})
-    run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
-                 timed_out=invocation.timed_out, duration_s=time.monotonic() - started)
-    run_results = _load_json(target / "run_results.json")
-    if run_results is not None:
-        run.results = _node_results(run_results, _load_json(target / "manifest.json") or {})
-        for result in run.results:
-            run.nodes[_COUNT_OF_STATUS.get(result.status, "error")] += 1
-    else:
-        run.error = error_text(invocation.log_path)
-    if invocation.exit_code == 0:
-        run.status = "success"
-    return run
