@@ -30,13 +30,13 @@ from checks.static_context import StaticContext, read_text
 
 @dataclass
 class DagDef:
-    name: str                       # dag_id when literal, else the variable/function name
+    name: str  # dag_id when literal, else the variable/function name
     line: int
-    style: str                      # "with" | "assign" | "decorator"
+    style: str  # "with" | "assign" | "decorator"
     kwargs: dict[str, ast.expr]
     var: str | None = None
     docstring: str | None = None
-    attrs: dict[str, ast.expr] = field(default_factory=dict)   # dag.doc_md = ... after creation
+    attrs: dict[str, ast.expr] = field(default_factory=dict)  # dag.doc_md = ... after creation
     tasks: list[str] = field(default_factory=list)
 
 
@@ -44,10 +44,10 @@ class DagDef:
 class TaskDef:
     key: str
     task_id: str | None
-    kind: str                       # operator class name, or "@task", "@task.bash", ...
+    kind: str  # operator class name, or "@task", "@task.bash", ...
     line: int
     kwargs: dict[str, ast.expr]
-    func: ast.FunctionDef | ast.AsyncFunctionDef | None = None   # TaskFlow body or python_callable
+    func: ast.FunctionDef | ast.AsyncFunctionDef | None = None  # TaskFlow body or python_callable
     dag: DagDef | None = None
 
 
@@ -101,7 +101,7 @@ class DagFile:
         self.edges: set[tuple[str, str]] = set()
         self.vars: dict[str, set[str]] = {}
         self.dag_vars: dict[str, DagDef] = {}
-        self.callbacks: set[str] = set()          # names of functions used as callbacks
+        self.callbacks: set[str] = set()  # names of functions used as callbacks
         self._seen_calls: dict[int, set[str]] = {}
         self._shared = shared_assigns or {}
         try:
@@ -213,9 +213,13 @@ class DagFile:
             class _Keep(dict):
                 def __missing__(self, key: str) -> str:
                     return "{" + key + "}"
+
             try:
-                return string.Formatter().vformat(base, [a if a is not None else "{}" for a in args],
-                                                  _Keep({k: v for k, v in kw.items() if v is not None}))
+                return string.Formatter().vformat(
+                    base,
+                    [a if a is not None else "{}" for a in args],
+                    _Keep({k: v for k, v in kw.items() if v is not None}),
+                )
             except (ValueError, IndexError, KeyError, AttributeError):
                 return base
         return None
@@ -268,8 +272,12 @@ class DagFile:
         for stmt in body:
             out.extend(self.strings(stmt))
             for c in ast.walk(stmt):
-                if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in self.functions \
-                        and c.func.id not in seen:
+                if (
+                    isinstance(c, ast.Call)
+                    and isinstance(c.func, ast.Name)
+                    and c.func.id in self.functions
+                    and c.func.id not in seen
+                ):
                     seen.add(c.func.id)
                     out.extend(self._func_strings(self.functions[c.func.id], seen))
         return out
@@ -282,7 +290,11 @@ class DagFile:
             for c in ast.walk(fn):
                 if isinstance(c, ast.Call):
                     out.append(self.resolve(dotted(c.func)))
-                    if isinstance(c.func, ast.Name) and c.func.id in self.functions and self.functions[c.func.id] not in nodes:
+                    if (
+                        isinstance(c.func, ast.Name)
+                        and c.func.id in self.functions
+                        and self.functions[c.func.id] not in nodes
+                    ):
                         nodes.append(self.functions[c.func.id])
                         for c2 in ast.walk(self.functions[c.func.id]):
                             if isinstance(c2, ast.Call):
@@ -348,8 +360,16 @@ class DagFile:
             return last
         return None
 
-    def _new_dag(self, call: ast.Call | None, kwargs: dict[str, ast.expr], style: str, line: int,
-                 var: str | None, fallback: str, docstring: str | None = None) -> DagDef:
+    def _new_dag(
+        self,
+        call: ast.Call | None,
+        kwargs: dict[str, ast.expr],
+        style: str,
+        line: int,
+        var: str | None,
+        fallback: str,
+        docstring: str | None = None,
+    ) -> DagDef:
         dag_id = _const_str(kwargs.get("dag_id"))
         if dag_id is None and call is not None and call.args:
             dag_id = _const_str(call.args[0])
@@ -361,8 +381,17 @@ class DagFile:
             self._add_task("dbt_dag", None, "DbtDag", line, kwargs, None, d, None)
         return d
 
-    def _add_task(self, key: str, task_id: str | None, kind: str, line: int, kwargs: dict[str, ast.expr],
-                  func: Any, dag: DagDef | None, group: set[str] | None) -> str:
+    def _add_task(
+        self,
+        key: str,
+        task_id: str | None,
+        kind: str,
+        line: int,
+        kwargs: dict[str, ast.expr],
+        func: Any,
+        dag: DagDef | None,
+        group: set[str] | None,
+    ) -> str:
         base, n = key, 2
         while key in self.tasks:
             key, n = f"{base}__{n}", n + 1
@@ -482,8 +511,11 @@ class DagFile:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.RShift, ast.LShift)):
             left = self._ev(node.left, dag, group)
             right = self._ev(node.right, dag, group)
-            pairs = ((a, b) for a in left for b in right) if isinstance(node.op, ast.RShift) \
+            pairs = (
+                ((a, b) for a in left for b in right)
+                if isinstance(node.op, ast.RShift)
                 else ((b, a) for a in left for b in right)
+            )
             self.edges.update(pairs)
             return right
         if isinstance(node, ast.Attribute):
@@ -509,7 +541,7 @@ class DagFile:
         method = name.rsplit(".", 1)[-1] if "." in name else ""
         op = self._operator_name(call)
         if op:
-            for kw in call.keywords:   # operators nested in arguments (rare) still count
+            for kw in call.keywords:  # operators nested in arguments (rare) still count
                 self._ev(kw.value, dag, group)
             if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Call):
                 kwargs = {**{kw.arg: kw.value for kw in call.func.value.keywords if kw.arg}, **kwargs}
@@ -517,7 +549,9 @@ class DagFile:
             pc = kwargs.get("python_callable")
             if isinstance(pc, ast.Name):
                 func = self.functions.get(pc.id)
-            task_id = _const_str(kwargs.get("task_id")) or (_const_str(call.args[0]) if call.args and op == "DbtTaskGroup" else None)
+            task_id = _const_str(kwargs.get("task_id")) or (
+                _const_str(call.args[0]) if call.args and op == "DbtTaskGroup" else None
+            )
             key = self._add_task(task_id or op, task_id, op, call.lineno, kwargs, func, dag, group)
             result = {key}
         elif name in ("chain", "airflow.models.baseoperator.chain") or self.resolve(name).endswith(".chain"):
@@ -534,7 +568,11 @@ class DagFile:
         elif method in ("set_downstream", "set_upstream") and isinstance(call.func, ast.Attribute):
             me = self._ev(call.func.value, dag, group)
             other = set().union(*[self._ev(a, dag, group) for a in call.args]) if call.args else set()
-            pairs = ((x, y) for x in me for y in other) if method == "set_downstream" else ((y, x) for x in me for y in other)
+            pairs = (
+                ((x, y) for x in me for y in other)
+                if method == "set_downstream"
+                else ((y, x) for x in me for y in other)
+            )
             self.edges.update(pairs)
         else:
             base = name.split(".")[0]
@@ -588,19 +626,24 @@ def _names_in(node: ast.AST) -> set[str]:
 
 def _is_main_guard(stmt: ast.If) -> bool:
     t = stmt.test
-    return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
-            and any(_const_str(c) == "__main__" for c in t.comparators))
+    return (
+        isinstance(t, ast.Compare)
+        and isinstance(t.left, ast.Name)
+        and t.left.id == "__name__"
+        and any(_const_str(c) == "__main__" for c in t.comparators)
+    )
 
 
 # =====================================================================================
 # Context access
 # =====================================================================================
 
+
 def dag_files(ctx: StaticContext) -> list[DagFile]:
     def build() -> list[DagFile]:
         texts = {p: (read_text(p) or "") for p in ctx.dag_files}
         shared: dict[str, dict[str, ast.expr]] = {}
-        for p, text in texts.items():   # module-level constants of sibling modules (default_args.py)
+        for p, text in texts.items():  # module-level constants of sibling modules (default_args.py)
             try:
                 tree = ast.parse(text)
             except (SyntaxError, ValueError):
@@ -613,6 +656,7 @@ def dag_files(ctx: StaticContext) -> list[DagFile]:
                             assigns[tg.id] = stmt.value
             shared[p.stem] = assigns
         return [DagFile(p, ctx.rel(p), t, shared) for p, t in texts.items()]
+
     return ctx.cached("dag.files", build)
 
 
@@ -634,8 +678,9 @@ def _skip_without_dags(check_id: str, ctx: StaticContext, need_defs: bool = True
     if need_defs and not _all_dags(ctx):
         broken = sum(1 for f in dag_files(ctx) if f.error)
         why = f" ({broken} file(s) do not parse, see dag.parse_error)" if broken else ""
-        return _result(check_id, "skipped", 0.0,
-                       f"skipped: no DAG definition found in {len(ctx.dag_files)} DAG file(s){why}")
+        return _result(
+            check_id, "skipped", 0.0, f"skipped: no DAG definition found in {len(ctx.dag_files)} DAG file(s){why}"
+        )
     return None
 
 
@@ -643,12 +688,19 @@ def _per_dag(check_id: str, ctx: StaticContext, findings: list[Finding], extra: 
     total = len(_all_dags(ctx))
     failing = len({(f.file, f.message.split(":")[0]) for f in findings})
     score = 1.0 if not findings else max(0.0, (total - failing) / total) if total else 0.0
-    ev: dict[str, Any] = {"dags_checked": total, "files": [f.rel for f in dag_files(ctx)],
-                          "findings": [x.to_json() for x in findings]}
+    ev: dict[str, Any] = {
+        "dags_checked": total,
+        "files": [f.rel for f in dag_files(ctx)],
+        "findings": [x.to_json() for x in findings],
+    }
     ev.update(extra or {})
     if not findings:
         return _result(check_id, "pass", 1.0, f"no findings ({total} DAG(s) checked)", **ev)
     return _result(check_id, "fail", score, f"{len(findings)} finding(s): {findings[0].message}", **ev)
+
+
+def _ordered(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.file or "", f.line or 0, f.message))
 
 
 def _falsy(node: ast.expr | None) -> bool:
@@ -666,10 +718,11 @@ def _default_args(f: DagFile, d: DagDef) -> dict[str, ast.expr] | None:
 # Rules
 # =====================================================================================
 
+
 @check("dag.parse_error", severity="error")
 def parse_error(ctx: StaticContext) -> CheckResult | list[Finding]:
     """Every DAG file is valid Python (checked with ast, without running it)."""
-    if (r := _skip_without_dags("dag.parse_error", ctx, need_defs=False)):
+    if r := _skip_without_dags("dag.parse_error", ctx, need_defs=False):
         return r
     out = []
     for f in dag_files(ctx):
@@ -682,29 +735,38 @@ def parse_error(ctx: StaticContext) -> CheckResult | list[Finding]:
 @check("dag.no_schedule", severity="warning")
 def no_schedule(ctx: StaticContext) -> CheckResult:
     """Each DAG states a schedule (cron, timedelta, timetable or assets); None means it only runs when triggered."""
-    if (r := _skip_without_dags("dag.no_schedule", ctx)):
+    if r := _skip_without_dags("dag.no_schedule", ctx):
         return r
     findings = []
     for f, d in _all_dags(ctx):
         key = next((k for k in ("schedule", "schedule_interval", "timetable") if k in d.kwargs), None)
         if key is None:
-            findings.append(_finding(f, d.line, f"{d.name}: no schedule argument (Airflow 3 default: never "
-                                     "scheduled; Airflow 2: daily), the pipeline's cadence is unstated"))
+            findings.append(
+                _finding(
+                    f,
+                    d.line,
+                    f"{d.name}: no schedule argument (Airflow 3 default: never "
+                    "scheduled; Airflow 2: daily), the pipeline's cadence is unstated",
+                )
+            )
         elif isinstance(d.kwargs[key], ast.Constant) and d.kwargs[key].value is None:
-            findings.append(_finding(f, d.kwargs[key].lineno, f"{d.name}: {key}=None, the DAG only runs when "
-                                     "triggered by hand"))
+            findings.append(
+                _finding(f, d.kwargs[key].lineno, f"{d.name}: {key}=None, the DAG only runs when triggered by hand")
+            )
     return _per_dag("dag.no_schedule", ctx, findings)
 
 
 @check("dag.catchup_implicit", severity="warning")
 def catchup_implicit(ctx: StaticContext) -> CheckResult:
     """Each DAG sets catchup explicitly (its default differs between Airflow 2 and 3 and deployments)."""
-    if (r := _skip_without_dags("dag.catchup_implicit", ctx)):
+    if r := _skip_without_dags("dag.catchup_implicit", ctx):
         return r
     findings = []
     for f, d in _all_dags(ctx):
         if "catchup" not in d.kwargs:
-            where = " (catchup in default_args is ignored by the DAG)" if "catchup" in (_default_args(f, d) or {}) else ""
+            where = (
+                " (catchup in default_args is ignored by the DAG)" if "catchup" in (_default_args(f, d) or {}) else ""
+            )
             findings.append(_finding(f, d.line, f"{d.name}: catchup left implicit{where}"))
     return _per_dag("dag.catchup_implicit", ctx, findings)
 
@@ -712,7 +774,7 @@ def catchup_implicit(ctx: StaticContext) -> CheckResult:
 @check("dag.no_retries", severity="warning")
 def no_retries(ctx: StaticContext) -> CheckResult:
     """Tasks retry transient failures: retries (and ideally retry_delay) in default_args or on every task."""
-    if (r := _skip_without_dags("dag.no_retries", ctx)):
+    if r := _skip_without_dags("dag.no_retries", ctx):
         return r
     findings, summary = [], []
     for f, d in _all_dags(ctx):
@@ -723,8 +785,13 @@ def no_retries(ctx: StaticContext) -> CheckResult:
         retries = da.get("retries")
         tasks = [f.tasks[k] for k in d.tasks]
         if retries is not None and not _falsy(retries):
-            summary.append({"dag": d.name, "retries": ast.unparse(retries),
-                            "retry_delay": ast.unparse(da["retry_delay"]) if "retry_delay" in da else "default (300 s)"})
+            summary.append(
+                {
+                    "dag": d.name,
+                    "retries": ast.unparse(retries),
+                    "retry_delay": ast.unparse(da["retry_delay"]) if "retry_delay" in da else "default (300 s)",
+                }
+            )
             continue
         missing = [t for t in tasks if "retries" not in t.kwargs or _falsy(t.kwargs["retries"])]
         if tasks and not missing:
@@ -744,7 +811,7 @@ _NOTIFY = re.compile(r"notif|slack|pagerduty|opsgenie|teams|email|alert|chime|di
 @check("dag.no_alerting", severity="warning")
 def no_alerting(ctx: StaticContext) -> CheckResult:
     """Failures reach a person: on_failure_callback, email on failure, a notifier, an SLA/deadline callback or an alert task."""
-    if (r := _skip_without_dags("dag.no_alerting", ctx)):
+    if r := _skip_without_dags("dag.no_alerting", ctx):
         return r
     findings, summary = [], []
     for f, d in _all_dags(ctx):
@@ -752,8 +819,13 @@ def no_alerting(ctx: StaticContext) -> CheckResult:
         if how:
             summary.append({"dag": d.name, "alerting": how})
         else:
-            findings.append(_finding(f, d.line, f"{d.name}: no failure alerting (no on_failure_callback, "
-                                     "email on failure, notifier or alert task)"))
+            findings.append(
+                _finding(
+                    f,
+                    d.line,
+                    f"{d.name}: no failure alerting (no on_failure_callback, email on failure, notifier or alert task)",
+                )
+            )
     return _per_dag("dag.no_alerting", ctx, findings, {"dags": summary})
 
 
@@ -774,7 +846,9 @@ def _alerting(f: DagFile, d: DagDef) -> list[str]:
         t = f.tasks[k]
         if "on_failure_callback" in t.kwargs and not _falsy(t.kwargs["on_failure_callback"]):
             how.append(f"task {t.task_id or k} on_failure_callback")
-        tr = _const_str(t.kwargs.get("trigger_rule")) or (ast.unparse(t.kwargs["trigger_rule"]) if "trigger_rule" in t.kwargs else "")
+        tr = _const_str(t.kwargs.get("trigger_rule")) or (
+            ast.unparse(t.kwargs["trigger_rule"]) if "trigger_rule" in t.kwargs else ""
+        )
         if re.search(r"one_failed|all_failed|ONE_FAILED|ALL_FAILED", tr):
             how.append(f"alert task {t.task_id or k} (trigger_rule {tr})")
         if _NOTIFY.search(t.kind) and t.kind.endswith("Operator"):
@@ -814,21 +888,34 @@ def _airbyte_kind(f: DagFile, t: TaskDef) -> tuple[str, str] | None:
     if any(c.split(".")[-1] == "AirbyteHook" or "AirbyteHook" in c for c in calls):
         waits = any(c.endswith(("wait_for_job", "get_job_status", "get_job_details")) for c in calls)
         return ("real" if waits else "no_wait"), "AirbyteHook" + (" with wait" if waits else " without waiting")
-    http = t.kind in ("HttpOperator", "SimpleHttpOperator", "HttpSensor") or any(_HTTP_CALL.search(c) for c in calls) \
+    http = (
+        t.kind in ("HttpOperator", "SimpleHttpOperator", "HttpSensor")
+        or any(_HTTP_CALL.search(c) for c in calls)
         or re.search(r"\bcurl\b|\bwget\b|\bhttpie\b|\babctl\b|\boctavia\b", text)
+    )
     if http and (_AIRBYTE_API.search(text) or mentions):
         if t.kind == "HttpSensor":
             return "sensor", "HttpSensor polling Airbyte"
-        polls = bool(re.search(r"\bwhile\b|\buntil\b|for .* in|status", text)) or t.func is not None and any(
-            isinstance(n, (ast.While, ast.For)) for n in ast.walk(t.func)) or "wait" in text.lower()
-        return ("real" if polls else "no_wait"), "HTTP call to the Airbyte API" + (" with polling" if polls else " without waiting for the job")
-    return "simulated", f"{t.kind} that only " + ("echoes/sleeps" if re.search(r"\becho\b|\bsleep\b|print|time\.sleep", text + " ".join(calls)) else "stands in for the sync")
+        polls = (
+            bool(re.search(r"\bwhile\b|\buntil\b|for .* in|status", text))
+            or t.func is not None
+            and any(isinstance(n, (ast.While, ast.For)) for n in ast.walk(t.func))
+            or "wait" in text.lower()
+        )
+        return ("real" if polls else "no_wait"), "HTTP call to the Airbyte API" + (
+            " with polling" if polls else " without waiting for the job"
+        )
+    return "simulated", f"{t.kind} that only " + (
+        "echoes/sleeps"
+        if re.search(r"\becho\b|\bsleep\b|print|time\.sleep", text + " ".join(calls))
+        else "stands in for the sync"
+    )
 
 
 @check("dag.airbyte_simulated", severity="error")
 def airbyte_simulated(ctx: StaticContext) -> CheckResult:
     """The Airbyte step really triggers a sync and waits for it (AirbyteTriggerSyncOperator, a job sensor, or the API with polling), instead of echo/sleep."""
-    if (r := _skip_without_dags("dag.airbyte_simulated", ctx)):
+    if r := _skip_without_dags("dag.airbyte_simulated", ctx):
         return r
     findings, seen = [], []
     for f in dag_files(ctx):
@@ -842,8 +929,14 @@ def airbyte_simulated(ctx: StaticContext) -> CheckResult:
             if v[0] == "simulated":
                 findings.append(_finding(f, t.line, f"{t.task_id or k}: Airbyte step is simulated ({v[1]})"))
             elif v[0] == "no_wait" and not (f.downstream([k]) & waits):
-                findings.append(_finding(f, t.line, f"{t.task_id or k}: Airbyte sync triggered without waiting "
-                                         f"for the job ({v[1]}); dbt may read a half-loaded raw dataset"))
+                findings.append(
+                    _finding(
+                        f,
+                        t.line,
+                        f"{t.task_id or k}: Airbyte sync triggered without waiting "
+                        f"for the job ({v[1]}); dbt may read a half-loaded raw dataset",
+                    )
+                )
     if not seen:
         first = dag_files(ctx)[0]
         findings.append(_finding(first, None, "no Airbyte step in any DAG: extraction is not orchestrated"))
@@ -872,7 +965,7 @@ def _dbt_kind(f: DagFile, t: TaskDef) -> set[str]:
 @check("dag.dbt_without_tests", severity="error")
 def dbt_without_tests(ctx: StaticContext) -> CheckResult:
     """dbt acts as a quality gate: `dbt build`, or `dbt test` after `dbt run` with every downstream task waiting for the tests."""
-    if (r := _skip_without_dags("dag.dbt_without_tests", ctx)):
+    if r := _skip_without_dags("dag.dbt_without_tests", ctx):
         return r
     findings, summary = [], []
     any_dbt = False
@@ -887,8 +980,13 @@ def dbt_without_tests(ctx: StaticContext) -> CheckResult:
         if runs and not tests:
             for k in sorted(runs):
                 t = f.tasks[k]
-                findings.append(_finding(f, t.line, f"{t.task_id or k}: dbt run without dbt test/build, "
-                                         "bad data flows downstream unchecked"))
+                findings.append(
+                    _finding(
+                        f,
+                        t.line,
+                        f"{t.task_id or k}: dbt run without dbt test/build, bad data flows downstream unchecked",
+                    )
+                )
             continue
         for k in sorted(runs):
             t = f.tasks[k]
@@ -900,22 +998,35 @@ def dbt_without_tests(ctx: StaticContext) -> CheckResult:
             gated = f.downstream(gate) | gate
             ungated = sorted(f.tasks[x].task_id or x for x in down - gated)
             if ungated:
-                findings.append(_finding(f, t.line, f"{t.task_id or k}: task(s) {', '.join(ungated)} run after "
-                                         "dbt run without waiting for dbt test"))
+                findings.append(
+                    _finding(
+                        f,
+                        t.line,
+                        f"{t.task_id or k}: task(s) {', '.join(ungated)} run after "
+                        "dbt run without waiting for dbt test",
+                    )
+                )
     if not any_dbt:
         findings.append(_finding(dag_files(ctx)[0], None, "no DAG runs dbt"))
     return _per_dag("dag.dbt_without_tests", ctx, findings, {"dbt_tasks": summary})
 
 
-_SECRET_NAME = re.compile(r"(?i)(^|_)(password|passwd|pwd|secret|token|api_?key|access_?key|secret_?key|private_?key|client_?secret|credentials?)$")
+_SECRET_NAME = re.compile(
+    r"(?i)(^|_)(password|passwd|pwd|secret|token|api_?key|access_?key|secret_?key|private_?key|client_?secret|credentials?)$"
+)
 _SECRET_IN_TEXT = re.compile(
-    r"(?i)\b(password|passwd|pgpassword|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*['\"]?(?P<val>[^\s'\"$&;{}<>()\[\],]{3,})")
+    r"(?i)\b(password|passwd|pgpassword|secret|token|api[_-]?key|access[_-]?key)\b\s*[=:]\s*['\"]?(?P<val>[^\s'\"$&;{}<>()\[\],]{3,})"
+)
 _URI_CREDS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@'\"]+:(?P<val>[^\s@'\"/]+)@", re.I)
 _TOKEN_SHAPES = re.compile(
     r"(?P<val>AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9]{20,}|"
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|Bearer\s+[A-Za-z0-9._~+/-]{20,})")
-_NOT_A_SECRET = re.compile(r"^(\{\{.*|\$.*|%.*|<.*>|\*+|x+|none|null|true|false|str|string|secret|password|token|"
-                           r"env|var|os\.environ.*|redacted|\.\.\.|)$", re.I)
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----|Bearer\s+[A-Za-z0-9._~+/-]{20,})"
+)
+_NOT_A_SECRET = re.compile(
+    r"^(\{\{.*|\$.*|%.*|<.*>|\*+|x+|none|null|true|false|str|string|secret|password|token|"
+    r"env|var|os\.environ.*|redacted|\.\.\.|)$",
+    re.I,
+)
 
 
 def _mask(line: str | None, value: str) -> str | None:
@@ -940,55 +1051,67 @@ def _docstring_nodes(tree: ast.Module) -> set[int]:
 @check("dag.secrets_in_code", severity="error")
 def secrets_in_code(ctx: StaticContext) -> CheckResult | list[Finding]:
     """No passwords, tokens or credentialed connection URIs in DAG code; use Airflow connections, variables or a secrets backend."""
-    if (r := _skip_without_dags("dag.secrets_in_code", ctx, need_defs=False)):
+    if r := _skip_without_dags("dag.secrets_in_code", ctx, need_defs=False):
         return r
     out: list[Finding] = []
     for f in dag_files(ctx):
-        if f.tree is None:
-            continue
-        docs = _docstring_nodes(f.tree)
-        seen: set[tuple[int, str]] = set()
+        if f.tree is not None:
+            out.extend(_secrets_in_file(f))
+    return _ordered(out)
 
-        def add(line: int, what: str, value: str) -> None:
-            if (line, what) in seen:
-                return
-            seen.add((line, what))
-            out.append(Finding(message=f"{f.rel}:{line}: {what}", file=f.rel, line=line,
-                               snippet=_mask(f.line_text(line), value)))
 
-        for node in ast.walk(f.tree):
-            pairs: list[tuple[str, ast.expr]] = []
-            if isinstance(node, ast.keyword) and node.arg:
-                pairs.append((node.arg, node.value))
-            elif isinstance(node, ast.Dict):
-                pairs.extend((k.value, v) for k, v in zip(node.keys, node.values)
-                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for tg in targets:
-                    if isinstance(tg, ast.Name):
-                        pairs.append((tg.id, node.value))
-                    elif isinstance(tg, ast.Subscript) and _const_str(tg.slice):
-                        pairs.append((_const_str(tg.slice) or "", node.value))
-            for name, value in pairs:
-                s = _const_str(value)
-                if s is not None and _SECRET_NAME.search(name) and not _NOT_A_SECRET.match(s.strip()):
-                    add(value.lineno, f"literal value for `{name}`", s)
-                if name == "auth" and isinstance(value, ast.Tuple) and len(value.elts) == 2:
-                    pw = _const_str(value.elts[1])
-                    if pw and not _NOT_A_SECRET.match(pw):
-                        add(value.lineno, "literal credentials in auth=(user, password)", pw)
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-                s = node.value
-                for rx, what in ((_URI_CREDS, "connection URI with a password"),
-                                 (_TOKEN_SHAPES, "token-shaped literal"),
-                                 (_SECRET_IN_TEXT, "credential inside a string")):
-                    for m in rx.finditer(s):
-                        val = m.group("val")
-                        if _NOT_A_SECRET.match(val) or val.startswith(("{", "$", "%")):
-                            continue
-                        line = node.lineno + s.count("\n", 0, m.start())
-                        add(line, what, val)
+def _secrets_in_file(f: DagFile) -> list[Finding]:
+    assert f.tree is not None
+    out: list[Finding] = []
+    docs = _docstring_nodes(f.tree)
+    seen: set[tuple[int, str]] = set()
+
+    def add(line: int, what: str, value: str) -> None:
+        if (line, what) in seen:
+            return
+        seen.add((line, what))
+        out.append(
+            Finding(message=f"{f.rel}:{line}: {what}", file=f.rel, line=line, snippet=_mask(f.line_text(line), value))
+        )
+
+    for node in ast.walk(f.tree):
+        pairs: list[tuple[str, ast.expr]] = []
+        if isinstance(node, ast.keyword) and node.arg:
+            pairs.append((node.arg, node.value))
+        elif isinstance(node, ast.Dict):
+            pairs.extend(
+                (k.value, v)
+                for k, v in zip(node.keys, node.values)
+                if isinstance(k, ast.Constant) and isinstance(k.value, str)
+            )
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for tg in targets:
+                if isinstance(tg, ast.Name):
+                    pairs.append((tg.id, node.value))
+                elif isinstance(tg, ast.Subscript) and _const_str(tg.slice):
+                    pairs.append((_const_str(tg.slice) or "", node.value))
+        for name, value in pairs:
+            s = _const_str(value)
+            if s is not None and _SECRET_NAME.search(name) and not _NOT_A_SECRET.match(s.strip()):
+                add(value.lineno, f"literal value for `{name}`", s)
+            if name == "auth" and isinstance(value, ast.Tuple) and len(value.elts) == 2:
+                pw = _const_str(value.elts[1])
+                if pw and not _NOT_A_SECRET.match(pw):
+                    add(value.lineno, "literal credentials in auth=(user, password)", pw)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            s = node.value
+            for rx, what in (
+                (_URI_CREDS, "connection URI with a password"),
+                (_TOKEN_SHAPES, "token-shaped literal"),
+                (_SECRET_IN_TEXT, "credential inside a string"),
+            ):
+                for m in rx.finditer(s):
+                    val = m.group("val")
+                    if _NOT_A_SECRET.match(val) or val.startswith(("{", "$", "%")):
+                        continue
+                    line = node.lineno + s.count("\n", 0, m.start())
+                    add(line, what, val)
     return out
 
 
@@ -1000,7 +1123,12 @@ _HEAVY = [
     (re.compile(r"^time\.sleep$|^sleep$"), "sleep"),
     (re.compile(r"(^|\.)Variable\.get$|(^|\.)Variable\.set$"), "Airflow Variable lookup (metadata DB/API)"),
     (re.compile(r"(^|\.)(BaseHook|Connection)\.get_connection\w*$|Hook$|Hook\.\w+$"), "hook / connection lookup"),
-    (re.compile(r"^(psycopg2?|pymysql|sqlite3|snowflake\.connector|mysql\.connector|duckdb)\.connect$|create_engine$"), "database connection"),
+    (
+        re.compile(
+            r"^(psycopg2?|pymysql|sqlite3|snowflake\.connector|mysql\.connector|duckdb)\.connect$|create_engine$"
+        ),
+        "database connection",
+    ),
     (re.compile(r"(^|\.)(bigquery|storage)\.Client$|^boto3\.(client|resource)$"), "cloud client"),
     (re.compile(r"^(pd|pandas)\.read_\w+$"), "data load"),
     (re.compile(r"^socket\."), "network call"),
@@ -1028,7 +1156,7 @@ def _parse_time_calls(f: DagFile) -> Iterable[tuple[ast.Call, str, str]]:
                 continue
             if isinstance(s, ast.If) and _is_main_guard(s):
                 continue
-            for fld, value in ast.iter_fields(s):
+            for _field, value in ast.iter_fields(s):
                 if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
                     yield from walk_stmts(value)
                 elif isinstance(value, list):
@@ -1062,7 +1190,7 @@ def _parse_time_calls(f: DagFile) -> Iterable[tuple[ast.Call, str, str]]:
 @check("dag.parse_time_work", severity="warning")
 def parse_time_work(ctx: StaticContext) -> CheckResult | list[Finding]:
     """No I/O or heavy work at import time (network, files, subprocess, sleep, Variable/hook lookups): the scheduler re-parses DAG files constantly."""
-    if (r := _skip_without_dags("dag.parse_time_work", ctx, need_defs=False)):
+    if r := _skip_without_dags("dag.parse_time_work", ctx, need_defs=False):
         return r
     out = []
     for f in dag_files(ctx):
@@ -1074,18 +1202,22 @@ def parse_time_work(ctx: StaticContext) -> CheckResult | list[Finding]:
                 continue
             seen.add((call.lineno, name))
             out.append(_finding(f, call.lineno, f"{f.rel}:{call.lineno}: {name}() runs at parse time ({why})"))
-    return out
+    return _ordered(out)
 
 
-_NOW_CALLS = re.compile(r"(^|\.)(datetime\.(now|utcnow|today)|date\.today|pendulum\.(now|today)|"
-                        r"timezone\.(utcnow|now)|time\.time|arrow\.(now|utcnow)|now|utcnow)$")
-_NOW_IN_TEXT = re.compile(r"\$\(\s*date\b|`date\b|\bcurrent_(date|timestamp|datetime)\b|\bnow\(\)|\bgetdate\(\)|\bsysdate\b", re.I)
+_NOW_CALLS = re.compile(
+    r"(^|\.)(datetime\.(now|utcnow|today)|date\.today|pendulum\.(now|today)|"
+    r"timezone\.(utcnow|now)|time\.time|arrow\.(now|utcnow)|now|utcnow)$"
+)
+_NOW_IN_TEXT = re.compile(
+    r"\$\(\s*date\b|`date\b|\bcurrent_(date|timestamp|datetime)\b|\bnow\(\)|\bgetdate\(\)|\bsysdate\b", re.I
+)
 
 
 @check("dag.non_idempotent", severity="warning")
 def non_idempotent(ctx: StaticContext) -> CheckResult | list[Finding]:
     """Task logic uses the run's data interval (logical_date, data_interval_start, {{ ds }}) instead of the wall clock (now(), today(), $(date), CURRENT_DATE)."""
-    if (r := _skip_without_dags("dag.non_idempotent", ctx, need_defs=False)):
+    if r := _skip_without_dags("dag.non_idempotent", ctx, need_defs=False):
         return r
     out = []
     for f in dag_files(ctx):
@@ -1098,7 +1230,9 @@ def non_idempotent(ctx: StaticContext) -> CheckResult | list[Finding]:
                 skip.update(id(n) for n in ast.walk(fn))
         seen = set()
         for node in ast.walk(f.tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and re.search(r"callback|alert|notify", node.name, re.I):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and re.search(
+                r"callback|alert|notify", node.name, re.I
+            ):
                 skip.update(id(n) for n in ast.walk(node))
         for node in ast.walk(f.tree):
             if id(node) in skip or not isinstance(node, ast.Call):
@@ -1108,8 +1242,14 @@ def non_idempotent(ctx: StaticContext) -> CheckResult | list[Finding]:
                 if node.lineno in seen:
                     continue
                 seen.add(node.lineno)
-                out.append(_finding(f, node.lineno, f"{f.rel}:{node.lineno}: {dotted(node.func)}() makes the run depend "
-                                    "on when it executes; use the data interval / logical_date / {{ ds }}"))
+                out.append(
+                    _finding(
+                        f,
+                        node.lineno,
+                        f"{f.rel}:{node.lineno}: {dotted(node.func)}() makes the run depend "
+                        "on when it executes; use the data interval / logical_date / {{ ds }}",
+                    )
+                )
         for t in f.tasks.values():
             for k in ("bash_command", "sql", "command", "cmds", "arguments", "query", "env"):
                 v = t.kwargs.get(k)
@@ -1118,15 +1258,21 @@ def non_idempotent(ctx: StaticContext) -> CheckResult | list[Finding]:
                     if m and (t.line, m.group(0)) not in seen:
                         seen.add((t.line, m.group(0)))  # type: ignore[arg-type]
                         line = getattr(v, "lineno", t.line)
-                        out.append(_finding(f, line, f"{t.task_id or t.key}: `{m.group(0)}` in {k} reads the wall clock; "
-                                            "template the data interval ({{ ds }}, {{ data_interval_end }})"))
-    return out
+                        out.append(
+                            _finding(
+                                f,
+                                line,
+                                f"{t.task_id or t.key}: `{m.group(0)}` in {k} reads the wall clock; "
+                                "template the data interval ({{ ds }}, {{ data_interval_end }})",
+                            )
+                        )
+    return _ordered(out)
 
 
 @check("dag.no_doc_md", severity="info")
 def no_doc_md(ctx: StaticContext) -> CheckResult:
     """Each DAG carries doc_md for on-call (what it does, what to do when it fails)."""
-    if (r := _skip_without_dags("dag.no_doc_md", ctx)):
+    if r := _skip_without_dags("dag.no_doc_md", ctx):
         return r
     findings = []
     for f, d in _all_dags(ctx):
@@ -1137,7 +1283,7 @@ def no_doc_md(ctx: StaticContext) -> CheckResult:
                 findings.append(_finding(f, d.line, f"{d.name}: doc_md=__doc__ but the file has no docstring"))
             continue
         if d.style == "decorator" and d.docstring:
-            continue   # @dag uses the function docstring as doc_md
+            continue  # @dag uses the function docstring as doc_md
         extra = " (only a one-line description)" if "description" in d.kwargs else ""
         findings.append(_finding(f, d.line, f"{d.name}: no doc_md for on-call{extra}"))
     return _per_dag("dag.no_doc_md", ctx, findings)
@@ -1147,11 +1293,16 @@ def no_doc_md(ctx: StaticContext) -> CheckResult:
 def airflow_import_errors(ctx: StaticContext) -> CheckResult:
     """Optional: Airflow's own loader (DagBag), in a sandboxed time-limited subprocess, imports every DAG without errors."""
     cid = "dag.airflow_import_errors"
-    if (r := _skip_without_dags(cid, ctx, need_defs=False)):
+    if r := _skip_without_dags(cid, ctx, need_defs=False):
         return r
     if ctx.airflow_python is None:
-        return _result(cid, "skipped", 0.0, "skipped: the Airflow loader is off (it executes candidate code; "
-                       "enable it by giving an Airflow interpreter)")
+        return _result(
+            cid,
+            "skipped",
+            0.0,
+            "skipped: the Airflow loader is off (it executes candidate code; "
+            "enable it by giving an Airflow interpreter)",
+        )
     from grader.airflow_parse import parse_dags
 
     rep = parse_dags(ctx.dag_files, python=ctx.airflow_python, root=ctx.root)
@@ -1161,12 +1312,20 @@ def airflow_import_errors(ctx: StaticContext) -> CheckResult:
     if loader_status != "ok":
         return _result(cid, "error", 0.0, f"Airflow loader failed ({loader_status}): {rep.get('message')}", **ev)
     errors = rep.get("import_errors") or {}
-    ev["findings"] = [Finding(message=msg.strip().splitlines()[-1][:300] if msg.strip() else "import error",
-                              file=ctx.rel(path), line=_error_line(msg), snippet=None).to_json()
-                      for path, msg in sorted(errors.items())]
+    ev["findings"] = [
+        Finding(
+            message=msg.strip().splitlines()[-1][:300] if msg.strip() else "import error",
+            file=ctx.rel(path),
+            line=_error_line(msg),
+            snippet=None,
+        ).to_json()
+        for path, msg in sorted(errors.items())
+    ]
     if errors:
         return _result(cid, "fail", 0.0, f"{len(errors)} DAG file(s) fail to import in Airflow", **ev)
-    return _result(cid, "pass", 1.0, f"Airflow loaded {len(rep.get('dag_ids') or [])} DAG(s) without import errors", **ev)
+    return _result(
+        cid, "pass", 1.0, f"Airflow loaded {len(rep.get('dag_ids') or [])} DAG(s) without import errors", **ev
+    )
 
 
 def _error_line(msg: str) -> int | None:

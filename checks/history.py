@@ -17,16 +17,72 @@ from checks.registry import CheckResult, check
 from checks.static_context import StaticContext, read_text
 
 # The exercise's own handout: never counted as the candidate's writing.
-HANDOUT_NAMES = {"exercise_instructions.md", "evaluation_rubric.md", "license", "license.md",
-                 "license.txt", "requirements.txt", "changelog.md"}
+HANDOUT_NAMES = {
+    "exercise_instructions.md",
+    "evaluation_rubric.md",
+    "license",
+    "license.md",
+    "license.txt",
+    "requirements.txt",
+    "changelog.md",
+}
 INFO_PASS = 0.5
 
 _GENERIC_WORDS = {
-    "wip", "update", "updates", "updated", "fix", "fixes", "fixed", "change", "changes", "changed",
-    "stuff", "misc", "tmp", "temp", "test", "tests", "testing", "commit", "more", "minor", "small",
-    "final", "done", "save", "saved", "work", "progress", "initial", "files", "file", "code", "again",
-    "and", "the", "some", "a", "it", "this", "things", "edit", "edits", "cleanup", "asdf", "todo",
-    "first", "second", "last", "new", "add", "added", "stuff.", "ok", "try", "attempt",
+    "wip",
+    "update",
+    "updates",
+    "updated",
+    "fix",
+    "fixes",
+    "fixed",
+    "change",
+    "changes",
+    "changed",
+    "stuff",
+    "misc",
+    "tmp",
+    "temp",
+    "test",
+    "tests",
+    "testing",
+    "commit",
+    "more",
+    "minor",
+    "small",
+    "final",
+    "done",
+    "save",
+    "saved",
+    "work",
+    "progress",
+    "initial",
+    "files",
+    "file",
+    "code",
+    "again",
+    "and",
+    "the",
+    "some",
+    "a",
+    "it",
+    "this",
+    "things",
+    "edit",
+    "edits",
+    "cleanup",
+    "asdf",
+    "todo",
+    "first",
+    "second",
+    "last",
+    "new",
+    "add",
+    "added",
+    "stuff.",
+    "ok",
+    "try",
+    "attempt",
 }
 
 
@@ -72,19 +128,40 @@ def commits(ctx: StaticContext) -> CheckResult:
     span = (times[-1] - times[0]).total_seconds() / 60 if len(times) > 1 else 0.0
     score = 0.5 * min(1.0, len(cs) / 6) + 0.5 * share
     status = "pass" if len(cs) >= 3 and share >= 0.5 else "fail"
-    weak = [c.get("message", "").strip().splitlines()[0][:80] if c.get("message", "").strip() else "(empty)"
-            for c in cs if c not in good]
-    msg = (f"{len(cs)} commit(s) over {span:.0f} min; median gap "
-           f"{statistics.median(gaps):.0f} min, max {max(gaps):.0f} min; " if gaps else f"{len(cs)} commit(s); ") \
-        + f"{len(good)}/{len(cs)} meaningful messages"
-    return _result(cid, status, score, msg,
-                   count=len(cs), span_minutes=round(span, 1),
-                   median_gap_minutes=round(statistics.median(gaps), 1) if gaps else None,
-                   max_gap_minutes=round(max(gaps), 1) if gaps else None,
-                   meaningful_share=round(share, 3), weak_messages=weak[:20],
-                   commits=[{"sha": c.get("sha", "")[:10], "time": c.get("author_time"),
-                             "message": (c.get("message") or "").strip().splitlines()[0][:100] if (c.get("message") or "").strip() else "",
-                             "files": len(c.get("files") or [])} for c in cs[:200]])
+    weak = [
+        c.get("message", "").strip().splitlines()[0][:80] if c.get("message", "").strip() else "(empty)"
+        for c in cs
+        if c not in good
+    ]
+    msg = (
+        f"{len(cs)} commit(s) over {span:.0f} min; median gap "
+        f"{statistics.median(gaps):.0f} min, max {max(gaps):.0f} min; "
+        if gaps
+        else f"{len(cs)} commit(s); "
+    ) + f"{len(good)}/{len(cs)} meaningful messages"
+    return _result(
+        cid,
+        status,
+        score,
+        msg,
+        count=len(cs),
+        span_minutes=round(span, 1),
+        median_gap_minutes=round(statistics.median(gaps), 1) if gaps else None,
+        max_gap_minutes=round(max(gaps), 1) if gaps else None,
+        meaningful_share=round(share, 3),
+        weak_messages=weak[:20],
+        commits=[
+            {
+                "sha": c.get("sha", "")[:10],
+                "time": c.get("author_time"),
+                "message": (c.get("message") or "").strip().splitlines()[0][:100]
+                if (c.get("message") or "").strip()
+                else "",
+                "files": len(c.get("files") or []),
+            }
+            for c in cs[:200]
+        ],
+    )
 
 
 _TEST_YML_KEY = re.compile(r"^\s*(data_)?tests\s*:", re.M)
@@ -106,7 +183,7 @@ def _yml_has_tests(ctx: StaticContext, path: str, sha: str | None) -> bool:
         if repo is not None:
             try:
                 text = repo.commit(sha).tree[path].data_stream.read().decode("utf-8", "replace")
-            except Exception:   # deleted at that commit, or an odd path
+            except Exception:  # deleted at that commit, or an odd path
                 text = None
     if text is None:
         text = read_text(ctx.root / path) or ""
@@ -133,23 +210,38 @@ def tests_early(ctx: StaticContext) -> CheckResult:
     for i, c in enumerate(cs):
         files = [str(f) for f in c.get("files") or []]
         hits = [f for f in files if _is_dbt_test_file(f)]
-        hits += [f for f in files if f.endswith((".yml", ".yaml")) and "models" in PurePosixPath(f).parts
-                 and _yml_has_tests(ctx, f, c.get("sha"))]
+        hits += [
+            f
+            for f in files
+            if f.endswith((".yml", ".yaml"))
+            and "models" in PurePosixPath(f).parts
+            and _yml_has_tests(ctx, f, c.get("sha"))
+        ]
         if hits:
             touching.append((i, c.get("sha", "")[:10], hits))
     n = len(cs)
     cutoff = int(n * 0.75)  # commits with index >= cutoff are the last quarter
-    ev = {"commits": n, "last_quarter_starts_at": cutoff + 1,
-          "test_commits": [{"index": i + 1, "sha": s, "files": f[:8]} for i, s, f in touching]}
+    ev = {
+        "commits": n,
+        "last_quarter_starts_at": cutoff + 1,
+        "test_commits": [{"index": i + 1, "sha": s, "files": f[:8]} for i, s, f in touching],
+    }
     if not touching:
         return _result(cid, "fail", 0.0, f"no commit among {n} adds dbt tests", **ev)
     first = touching[0][0]
     early = first < cutoff
     share = len(touching) / n
     if early:
-        return _result(cid, "pass", 1.0, f"first tests in commit {first + 1}/{n}; {len(touching)} commit(s) touch tests", **ev)
-    return _result(cid, "fail", 0.5, f"tests arrived only at the end: first in commit {first + 1}/{n} "
-                   f"(share of commits touching tests {share:.0%})", **ev)
+        return _result(
+            cid, "pass", 1.0, f"first tests in commit {first + 1}/{n}; {len(touching)} commit(s) touch tests", **ev
+        )
+    return _result(
+        cid,
+        "fail",
+        0.5,
+        f"tests arrived only at the end: first in commit {first + 1}/{n} (share of commits touching tests {share:.0%})",
+        **ev,
+    )
 
 
 # Each trap of the exercise contract §2, with the words a written account of it would use.
@@ -157,10 +249,16 @@ TRAPS: dict[str, re.Pattern] = {
     "duplicates": re.compile(r"duplicat|de-?dup|replay|row_number|one row per event", re.I),
     "timezone": re.compile(r"time ?zone|america/new_york|new york|\bdst\b|daylight|tz-?naive|naive", re.I),
     "soft_delete": re.compile(r"soft[- ]?delet|deleted_at", re.I),
-    "null_country": re.compile(r"country[^\n]{0,80}\b(null|missing|unknown|placeholder|coalesce|empty)\b|"
-                               r"\b(null|missing|unknown|placeholder|coalesce)\b[^\n]{0,80}country", re.I),
-    "late_timestamps": re.compile(r"late[- ]arriv|future|clock[- ]skew|extraction time|"
-                                  r"updated_at[^\n]{0,60}\b(after|ahead|beyond)\b", re.I),
+    "null_country": re.compile(
+        r"country[^\n]{0,80}\b(null|missing|unknown|placeholder|coalesce|empty)\b|"
+        r"\b(null|missing|unknown|placeholder|coalesce)\b[^\n]{0,80}country",
+        re.I,
+    ),
+    "late_timestamps": re.compile(
+        r"late[- ]arriv|future|clock[- ]skew|extraction time|"
+        r"updated_at[^\n]{0,60}\b(after|ahead|beyond)\b",
+        re.I,
+    ),
     "currency": re.compile(r"currenc|exchange[_ ]rate|\bfx\b|usd_rate|to usd|in usd|conversion rate", re.I),
 }
 
@@ -190,12 +288,15 @@ def _doc_sources(ctx: StaticContext) -> list[tuple[str, str]]:
         for col in (n.get("columns") or {}).values():
             if (col.get("description") or "").strip():
                 out.append((f"{where} ({n.get('name')}.{col.get('name')})", _own_text(ctx, col["description"])))
-    for (mid, mdoc) in ((k, v) for k, v in (m.get("docs") or {}).items()
-                        if not project or v.get("package_name") in (None, project)):
+    for mid, mdoc in (
+        (k, v) for k, v in (m.get("docs") or {}).items() if not project or v.get("package_name") in (None, project)
+    ):
         if (mdoc.get("block_contents") or "").strip() and mdoc.get("name") != "__overview__":
             out.append((f"{mdoc.get('original_file_path', mid)} (docs block)", mdoc["block_contents"]))
     if ctx.dbt_project_dir is not None:
-        for sql in sorted((ctx.dbt_project_dir / "models").rglob("*.sql")) if (ctx.dbt_project_dir / "models").is_dir() else []:
+        for sql in (
+            sorted((ctx.dbt_project_dir / "models").rglob("*.sql")) if (ctx.dbt_project_dir / "models").is_dir() else []
+        ):
             text = read_text(sql) or ""
             comments = _own_text(ctx, "\n".join(re.findall(r"--[^\n]*|/\*.*?\*/|\{#.*?#\}", text, re.S)))
             if comments.strip():
@@ -219,7 +320,9 @@ def _unchanged_since_start(ctx: StaticContext) -> set[str]:
 _HANDOUT_LINE = re.compile(
     r"^\|\s*(duplicate events|late-arriving data|timezone issues|soft deletes|missing data|multi-currency)\s*\||"
     r"^\s*-\s*\*\*(users|products|orders|payments)\*\*\s*-|"
-    r"^\s*\d\.\s*\*\*(deduplication|data discovery|quality first|documentation|production thinking):\*\*", re.I)
+    r"^\s*\d\.\s*\*\*(deduplication|data discovery|quality first|documentation|production thinking):\*\*",
+    re.I,
+)
 
 
 def _handout_lines(ctx: StaticContext) -> set[str]:
@@ -230,6 +333,7 @@ def _handout_lines(ctx: StaticContext) -> set[str]:
                 if p.suffix.lower() in (".md", ".markdown", ".rst", ".txt", ".yml", ".yaml", ".sql"):
                     out.update(ln.strip() for ln in (read_text(p) or "").splitlines() if ln.strip())
         return out
+
     return ctx.cached("history.handout_lines", build)
 
 
@@ -237,9 +341,13 @@ def _handout_blob(ctx: StaticContext) -> str:
     def build() -> str:
         if ctx.starter_root is None or not Path(ctx.starter_root).is_dir():
             return ""
-        parts = [read_text(p) or "" for p in sorted(Path(ctx.starter_root).rglob("*"))
-                 if p.suffix.lower() in (".md", ".markdown", ".rst", ".txt", ".yml", ".yaml", ".sql")]
+        parts = [
+            read_text(p) or ""
+            for p in sorted(Path(ctx.starter_root).rglob("*"))
+            if p.suffix.lower() in (".md", ".markdown", ".rst", ".txt", ".yml", ".yaml", ".sql")
+        ]
         return re.sub(r"\s+", " ", "\n".join(parts))
+
     return ctx.cached("history.handout_blob", build)
 
 
@@ -250,8 +358,7 @@ def _own_text(ctx: StaticContext, text: str) -> str:
     flat = re.sub(r"\s+", " ", text).strip()
     if blob and len(flat) > 12 and flat in blob:
         return ""  # a description copied verbatim from the starter project
-    return "\n".join("" if (ln.strip() in handout or _HANDOUT_LINE.search(ln)) else ln
-                     for ln in text.splitlines())
+    return "\n".join("" if (ln.strip() in handout or _HANDOUT_LINE.search(ln)) else ln for ln in text.splitlines())
 
 
 @check("history.decisions_doc", severity="info")
@@ -268,18 +375,30 @@ def decisions_doc(ctx: StaticContext) -> CheckResult:
             for i, line in enumerate(lines, 1):
                 m = rx.search(line)
                 if m:
-                    coverage[trap].append({"where": where, "line": i, "matched": m.group(0),
-                                           "text": line.strip()[:160]})
+                    coverage[trap].append(
+                        {"where": where, "line": i, "matched": m.group(0), "text": line.strip()[:160]}
+                    )
                     break
     covered = [k for k, v in coverage.items() if v]
     missing = [k for k, v in coverage.items() if not v]
     score = len(covered) / len(TRAPS)
     decision_files = [w for w, _ in sources if re.search(r"decision|adr|notes|readme|design|trap", w, re.I)]
-    ev = {"covered": covered, "missing": missing, "matches": coverage,
-          "sources": [w for w, _ in sources][:100], "decision_files": decision_files}
+    ev = {
+        "covered": covered,
+        "missing": missing,
+        "matches": coverage,
+        "sources": [w for w, _ in sources][:100],
+        "decision_files": decision_files,
+    }
     if not sources:
-        return _result(cid, "fail", 0.0, "no written account found (no docs changed by the candidate, "
-                       "no model descriptions)", **ev)
+        return _result(
+            cid, "fail", 0.0, "no written account found (no docs changed by the candidate, no model descriptions)", **ev
+        )
     status = "pass" if score >= INFO_PASS else "fail"
-    return _result(cid, status, score, f"{len(covered)}/{len(TRAPS)} traps covered"
-                   + (f"; missing: {', '.join(missing)}" if missing else ""), **ev)
+    return _result(
+        cid,
+        status,
+        score,
+        f"{len(covered)}/{len(TRAPS)} traps covered" + (f"; missing: {', '.join(missing)}" if missing else ""),
+        **ev,
+    )

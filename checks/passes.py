@@ -54,7 +54,8 @@ def dbt_idempotent(ctx: PassContext) -> CheckResult:
     """A second dbt build on the same data leaves every mart unchanged (row count and content)."""
     before = mart_fingerprints(ctx.results)
     if not before:
-        return CheckResult("dbt.idempotent", "skipped", 0.0, "no mart was built, nothing to compare")
+        return CheckResult("dbt.idempotent", "fail", 0.0, "no mart was built, so nothing shows the build is idempotent",
+                           {"marts_looked_for": list(MARTS)})
     ctx.progress("dbt.idempotent: second dbt build on the same data")
     second = ctx.rebuild(["build"], "idempotent")
     after = mart_fingerprints(ctx.results)
@@ -76,7 +77,9 @@ def dbt_generalises(ctx: PassContext) -> CheckResult:
     canonical = {c.id: c for c in ctx.canonical_checks if c.id in RESULT_CHECKS}
     passed = sorted(i for i, c in canonical.items() if c.status == "pass")
     if not passed:
-        return CheckResult("dbt.generalises", "skipped", 0.0, "no result check passed on the canonical data")
+        return CheckResult("dbt.generalises", "fail", 0.0,
+                           "no result check passed on the canonical data, so nothing can generalise",
+                           {"canonical": {i: c.status for i, c in canonical.items()}})
     variant = ctx.variant()
     ctx.progress(f"dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
     ctx.load_dataset(variant)

@@ -20,11 +20,28 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 # Folders never searched for DAGs, docs or models (tooling, vendored packages, build output).
-IGNORED_DIRS = frozenset({
-    ".git", ".venv", "venv", "env", ".tox", "node_modules", "__pycache__", "site-packages",
-    "dbt_packages", "dbt_modules", "target", "logs", ".pytest_cache", ".mypy_cache",
-    ".ruff_cache", ".idea", ".vscode", "reports",
-})
+IGNORED_DIRS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "venv",
+        "env",
+        ".tox",
+        "node_modules",
+        "__pycache__",
+        "site-packages",
+        "dbt_packages",
+        "dbt_modules",
+        "target",
+        "logs",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".idea",
+        ".vscode",
+        "reports",
+    }
+)
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 MAX_TEXT_BYTES = 2_000_000  # a candidate file larger than this is not read
 
@@ -68,8 +85,8 @@ class StaticContext:
         repository (an empty list otherwise); pass a list to use given commits."""
         root = Path(root).resolve()
         dbt_dir = Path(dbt_project_dir).resolve() if dbt_project_dir else find_dbt_project(root)
-        if compiled_dir is None and dbt_dir is not None:
-            compiled_dir = find_compiled_dir(dbt_dir, manifest)
+        if compiled_dir is None and dbt_dir is not None and manifest is not None:
+            compiled_dir = find_compiled_dir(dbt_dir, manifest)  # beside the manifest it came with
         if commits is None:
             commits = load_commits(root)
         if "starter_root" not in extra:
@@ -112,6 +129,7 @@ class StaticContext:
 
 
 # -- discovery ------------------------------------------------------------------------
+
 
 def _walk(root: Path, suffixes: tuple[str, ...]) -> Iterable[Path]:
     if not root.is_dir():
@@ -224,19 +242,22 @@ def load_commits(root: Path) -> list[dict]:
             return []
         out = []
         for c in repo.iter_commits(rev="HEAD", reverse=True):
-            out.append({
-                "sha": c.hexsha,
-                "author_time": datetime.fromtimestamp(c.authored_date, tz=timezone.utc).isoformat(),
-                "author": str(c.author.name or c.author.email or ""),
-                "message": c.message.strip(),
-                "files": sorted(str(f) for f in c.stats.files),
-            })
+            out.append(
+                {
+                    "sha": c.hexsha,
+                    "author_time": datetime.fromtimestamp(c.authored_date, tz=timezone.utc).isoformat(),
+                    "author": str(c.author.name or c.author.email or ""),
+                    "message": c.message.strip(),
+                    "files": sorted(str(f) for f in c.stats.files),
+                }
+            )
         return out
     except Exception:  # a damaged repository is no history, not a crash
         return []
 
 
 # -- locations --------------------------------------------------------------------------
+
 
 def _needle_regex(needle: str | re.Pattern) -> re.Pattern:
     if isinstance(needle, re.Pattern):
@@ -276,8 +297,9 @@ def compiled_path(ctx: StaticContext, node: dict) -> Path | None:
     return p if p.is_file() else None
 
 
-def source_location(ctx: StaticContext, node: dict, needle: str | re.Pattern | None = None,
-                    *, last: bool = False) -> tuple[str | None, int | None, str | None]:
+def source_location(
+    ctx: StaticContext, node: dict, needle: str | re.Pattern | None = None, *, last: bool = False
+) -> tuple[str | None, int | None, str | None]:
     """(file relative to the workspace, line, snippet) of `needle` in the node's own source.
 
     Searches the original file first (raw SQL/YAML as the candidate wrote it), then the

@@ -81,13 +81,16 @@ def _limits(memory_mb: int, cpu_s: int, fsize_mb: int):  # runs in the child bef
         import resource
 
         os.setsid()
-        for res, value in ((resource.RLIMIT_AS, memory_mb * 1024 * 1024),
-                           (resource.RLIMIT_CPU, cpu_s),
-                           (resource.RLIMIT_FSIZE, fsize_mb * 1024 * 1024)):
+        for res, value in (
+            (resource.RLIMIT_AS, memory_mb * 1024 * 1024),
+            (resource.RLIMIT_CPU, cpu_s),
+            (resource.RLIMIT_FSIZE, fsize_mb * 1024 * 1024),
+        ):
             try:
                 resource.setrlimit(res, (value, value))
             except (ValueError, OSError):
                 pass
+
     return apply
 
 
@@ -111,13 +114,20 @@ def _copy_dags(dag_files: list[Path], dest: Path) -> dict[str, str]:
     return mapping
 
 
-def parse_dags(dag_files: list[Path], python: Path | str, root: Path | None = None, *,
-               timeout: float = 120.0, memory_mb: int = 3072, isolate_network: bool = True) -> dict[str, Any]:
+def parse_dags(
+    dag_files: list[Path],
+    python: Path | str,
+    root: Path | None = None,
+    *,
+    timeout: float = 120.0,
+    memory_mb: int = 3072,
+    isolate_network: bool = True,
+) -> dict[str, Any]:
     """Load `dag_files` with Airflow's DagBag using interpreter `python`, in a separate,
     time-limited process. Returns {status, import_errors{original path: message}, dag_ids,
     airflow_version, isolation{...}, duration_s}; status is ok | timeout | loader_error |
     no_interpreter."""
-    python = Path(os.path.abspath(python))   # not resolve(): a venv's python is a symlink
+    python = Path(os.path.abspath(python))  # not resolve(): a venv's python is a symlink
     if not python.exists():
         return {"status": "no_interpreter", "message": f"no Airflow interpreter at {python}"}
     t0 = time.time()
@@ -146,12 +156,24 @@ def parse_dags(dag_files: list[Path], python: Path | str, root: Path | None = No
         }
         prefix = _network_isolation_prefix() if isolate_network else []
         cmd = [*prefix, str(python), "-c", _LOADER, str(dags)]
-        isolation = {"network": bool(prefix), "scratch_copy": True, "env_stripped": True,
-                     "memory_mb": memory_mb, "timeout_s": timeout}
+        isolation = {
+            "network": bool(prefix),
+            "scratch_copy": True,
+            "env_stripped": True,
+            "memory_mb": memory_mb,
+            "timeout_s": timeout,
+        }
         try:
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    stdin=subprocess.DEVNULL, text=True,
-                                    preexec_fn=_limits(memory_mb, int(timeout) + 5, 64))
+            proc = subprocess.Popen(
+                cmd,
+                cwd=work,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                preexec_fn=_limits(memory_mb, int(timeout) + 5, 64),
+            )
         except OSError as exc:
             return {"status": "loader_error", "message": str(exc), "isolation": isolation}
         try:
@@ -162,8 +184,12 @@ def parse_dags(dag_files: list[Path], python: Path | str, root: Path | None = No
             except ProcessLookupError:
                 pass
             proc.communicate()
-            return {"status": "timeout", "message": f"Airflow loader exceeded {timeout:.0f} s (killed)",
-                    "isolation": isolation, "duration_s": round(time.time() - t0, 2)}
+            return {
+                "status": "timeout",
+                "message": f"Airflow loader exceeded {timeout:.0f} s (killed)",
+                "isolation": isolation,
+                "duration_s": round(time.time() - t0, 2),
+            }
         finally:
             try:
                 os.killpg(proc.pid, 9)  # leftovers the candidate's code may have forked
@@ -171,19 +197,27 @@ def parse_dags(dag_files: list[Path], python: Path | str, root: Path | None = No
                 pass
         line = next((ln for ln in reversed(out.splitlines()) if ln.startswith(MARKER)), None)
         if line is None:
-            return {"status": "loader_error", "message": f"no result (exit {proc.returncode})",
-                    "stderr_tail": err[-2000:], "isolation": isolation, "duration_s": round(time.time() - t0, 2)}
-        rep = json.loads(line[len(MARKER):])
+            return {
+                "status": "loader_error",
+                "message": f"no result (exit {proc.returncode})",
+                "stderr_tail": err[-2000:],
+                "isolation": isolation,
+                "duration_s": round(time.time() - t0, 2),
+            }
+        rep = json.loads(line[len(MARKER) :])
 
         def back(p: str) -> str:
             return mapping.get(p, mapping.get(str(Path(p).resolve()), p))
 
-        rep["import_errors"] = {back(k): v.replace(str(dags), "<dags>") for k, v in (rep.get("import_errors") or {}).items()}
+        rep["import_errors"] = {
+            back(k): v.replace(str(dags), "<dags>") for k, v in (rep.get("import_errors") or {}).items()
+        }
         rep["dags_by_file"] = {back(k): v for k, v in (rep.get("dags_by_file") or {}).items()}
         rep["isolation"] = isolation
         rep["duration_s"] = round(time.time() - t0, 2)
         if root is not None:
             rootp = str(Path(root).resolve())
-            rep["import_errors"] = {os.path.relpath(k, rootp) if k.startswith(rootp) else k: v
-                                    for k, v in rep["import_errors"].items()}
+            rep["import_errors"] = {
+                os.path.relpath(k, rootp) if k.startswith(rootp) else k: v for k, v in rep["import_errors"].items()
+            }
         return rep

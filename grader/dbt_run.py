@@ -6,7 +6,9 @@ ours: our profiles.yml, a scrubbed environment, a private HOME, target and log f
 outside the candidate's tree, its own process group and a hard timeout.
 
 `build()` runs `dbt seed` then `dbt build` and turns dbt's artifacts (run_results.json,
-manifest.json) and its log into a `DbtRun` that the report and later checks use.
+manifest.json) and its log into a `DbtRun` that the report and later checks use;
+`rerun()` runs one more command for the checks that rebuild; `relation_of()` finds the
+table a model really built.
 """
 
 from __future__ import annotations
@@ -459,10 +461,9 @@ def build(
         return DbtRun(status="skipped", project_dir=None, problems=["no dbt_project.yml found in the workspace"], versions=versions)
     project_dir = project_dir.resolve()
     work_dir = work_dir.resolve()
-    profiles_dir = work_dir
-    target = private_paths(profiles_dir)["target"]
+    target = private_paths(work_dir)["target"]
     shutil.rmtree(target, ignore_errors=True)
-    write_profile(profiles_dir, project_dir, warehouse_endpoint, project=project)
+    write_profile(work_dir, project_dir, warehouse_endpoint, project=project)
     run = DbtRun(status="error", project_dir=project_dir, problems=package_problems(project_dir), versions=versions)
     env_extra = {"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}
     started = time.monotonic()
@@ -471,7 +472,7 @@ def build(
         (target / "run_results.json").unlink(missing_ok=True)
         _report(progress, f"dbt {step}")
         invocation = run_dbt(
-            project_dir, profiles_dir, [step],
+            project_dir, work_dir, [step],
             max(timeout_s - (time.monotonic() - started), 0.0),
             work_dir / f"dbt-{step}.log",
             env_extra=env_extra, on_line=_progress_lines(progress, step),

@@ -47,6 +47,7 @@ TASKFLOW = "@taskflow_pipeline.py"
 
 # -- the fixtures as a whole ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("fixture", [GOOD, TASKFLOW])
 def test_good_dags_pass_every_rule(tmp_path, fixture):
     ctx = workspace(tmp_path, {fixture: ""})
@@ -60,19 +61,29 @@ def test_good_dags_pass_every_rule(tmp_path, fixture):
 
 def test_starter_like_dag_fails_every_rule_but_parse(tmp_path):
     ctx = workspace(tmp_path, {STARTER: ""})
-    expected_fail = {"dag.no_schedule", "dag.catchup_implicit", "dag.no_retries", "dag.no_alerting",
-                     "dag.airbyte_simulated", "dag.dbt_without_tests", "dag.secrets_in_code",
-                     "dag.parse_time_work", "dag.non_idempotent", "dag.no_doc_md"}
+    expected_fail = {
+        "dag.no_schedule",
+        "dag.catchup_implicit",
+        "dag.no_retries",
+        "dag.no_alerting",
+        "dag.airbyte_simulated",
+        "dag.dbt_without_tests",
+        "dag.secrets_in_code",
+        "dag.parse_time_work",
+        "dag.non_idempotent",
+        "dag.no_doc_md",
+    }
     got = {s.id: run_check(s, ctx) for s in specs("dag")}
     assert {k for k, r in got.items() if r.status == "fail"} == expected_fail
     assert got["dag.parse_error"].status == "pass"
-    for rid in expected_fail:   # every finding is pinned to the file and a line
+    for rid in expected_fail:  # every finding is pinned to the file and a line
         for f in got[rid].evidence["findings"]:
             assert f["file"] == "airflow/dags/starter_like.py"
             assert f["line"] and f["snippet"], (rid, f)
 
 
 # -- rule by rule -------------------------------------------------------------------------
+
 
 def test_parse_error(tmp_path):
     bad = workspace(tmp_path / "a", {"@broken_syntax.py": ""})
@@ -139,14 +150,16 @@ with DAG("z", default_args=args, schedule="@daily", catchup=False):
 def test_no_retries(tmp_path):
     res = run("dag.no_retries", workspace(tmp_path / "a", {"z.py": RETRIES_ZERO}))
     assert res.status == "fail" and "retries=0" in messages(res)[0]
-    assert res.evidence["findings"][0]["line"] == 4   # the retries=0 line
+    assert res.evidence["findings"][0]["line"] == 4  # the retries=0 line
     assert run("dag.no_retries", workspace(tmp_path / "b", {"t.py": RETRIES_ON_TASKS})).status == "pass"
 
 
 def test_default_args_from_a_sibling_module(tmp_path):
     common = 'from datetime import timedelta\nDEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=1)}\n'
-    dag = ('from airflow import DAG\nfrom common import DEFAULT_ARGS\n'
-           'with DAG("s", default_args=DEFAULT_ARGS, schedule="@daily", catchup=False):\n    pass\n')
+    dag = (
+        "from airflow import DAG\nfrom common import DEFAULT_ARGS\n"
+        'with DAG("s", default_args=DEFAULT_ARGS, schedule="@daily", catchup=False):\n    pass\n'
+    )
     res = run("dag.no_retries", workspace(tmp_path, {"common.py": common, "s.py": dag}))
     assert res.status == "pass", res.evidence
 
@@ -328,6 +341,7 @@ def test_dependency_graph_styles(tmp_path):
 
 # -- safety and robustness ----------------------------------------------------------------
 
+
 def test_grading_a_malicious_dag_creates_nothing(tmp_path):
     target = tmp_path / "pwned-dir" / "PWNED"
     target.parent.mkdir()
@@ -345,14 +359,16 @@ def test_grading_a_malicious_dag_creates_nothing(tmp_path):
     results = {s.id: run_check(s, ctx) for s in specs("dag")}
     assert list(target.parent.iterdir()) == [], "grading executed the DAG"
     assert "evil" not in sys.modules and set(sys.modules) - set(before) <= {"grader.airflow_parse"}
-    assert results["dag.parse_time_work"].status == "fail"   # and it says so
+    assert results["dag.parse_time_work"].status == "fail"  # and it says so
     assert all(r.status != "error" for r in results.values())
 
 
 def _airflow_example_dags() -> list[Path]:
     if not AIRFLOW_VENV.exists():
-        pytest.fail(f"{AIRFLOW_VENV} is missing: the real-world DAG test needs apache-airflow's example DAGs. "
-                    f"Create it from the repository root with: {AIRFLOW_INSTALL}")
+        pytest.fail(
+            f"{AIRFLOW_VENV} is missing: the real-world DAG test needs apache-airflow's example DAGs. "
+            f"Create it from the repository root with: {AIRFLOW_INSTALL}"
+        )
     site = sorted(AIRFLOW_VENV.glob("lib/python*/site-packages"))
     folders = [d for s in site for d in s.rglob("example_dags") if d.is_dir()]
     files = sorted(p for d in folders for p in d.rglob("*.py"))
@@ -368,14 +384,17 @@ def test_real_world_airflow_example_dags_do_not_crash_any_rule():
     t0 = time.time()
     results = {s.id: run_check(s, ctx) for s in specs("dag")}
     parsed = checks.dag.dag_files(ctx)
-    print(f"\n{len(files)} example DAG files, {sum(len(f.dags) for f in parsed)} DAGs, "
-          f"{sum(len(f.tasks) for f in parsed)} tasks, {sum(len(f.edges) for f in parsed)} edges "
-          f"in {time.time() - t0:.2f} s")
+    print(
+        f"\n{len(files)} example DAG files, {sum(len(f.dags) for f in parsed)} DAGs, "
+        f"{sum(len(f.tasks) for f in parsed)} tasks, {sum(len(f.edges) for f in parsed)} edges "
+        f"in {time.time() - t0:.2f} s"
+    )
     for rid, r in results.items():
         print(f"  {rid:28s} {r.status:8s} findings={len(r.evidence.get('findings', []))}")
-    assert not [rid for rid, r in results.items() if r.status == "error"], \
-        {rid: r.message for rid, r in results.items() if r.status == "error"}
-    assert sum(len(f.dags) for f in parsed) >= 50     # the analysis understood them
+    assert not [rid for rid, r in results.items() if r.status == "error"], {
+        rid: r.message for rid, r in results.items() if r.status == "error"
+    }
+    assert sum(len(f.dags) for f in parsed) >= 50  # the analysis understood them
     assert results["dag.parse_error"].status == "pass"
 
 
@@ -393,7 +412,7 @@ def test_optional_airflow_loader_reports_import_errors(tmp_path):
     broken = "from airflow.sdk import DAG\nimport not_a_module_anywhere\n"
     ctx = workspace(tmp_path, {"ok.py": ok, "broken.py": broken})
     res = run("dag.airflow_import_errors", ctx)
-    assert res.status == "skipped"   # off by default
+    assert res.status == "skipped"  # off by default
     ctx.airflow_python = python
     res = run("dag.airflow_import_errors", ctx)
     assert res.status == "fail", res.message

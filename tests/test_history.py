@@ -18,8 +18,13 @@ START = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
 
 def commit(i: int, message: str, files: list[str], minutes: int = 20) -> dict:
-    return {"sha": f"{i:040x}", "author_time": (START + timedelta(minutes=minutes * i)).isoformat(),
-            "author": "Candidate", "message": message, "files": files}
+    return {
+        "sha": f"{i:040x}",
+        "author_time": (START + timedelta(minutes=minutes * i)).isoformat(),
+        "author": "Candidate",
+        "message": message,
+        "files": files,
+    }
 
 
 def ctx_for(tmp_path: Path, commits: list[dict], files: dict[str, str] | None = None, **kw) -> StaticContext:
@@ -42,19 +47,34 @@ def test_rules_are_informational():
     assert [s.id for s in specs("history")] == ["history.commits", "history.decisions_doc", "history.tests_early"]
 
 
-@pytest.mark.parametrize("msg,ok", [
-    ("wip", False), ("update", False), ("fix", False), ("Fix tests", False), ("initial commit", False),
-    ("stuff", False), ("", False), ("Dedup payments on event_id with QUALIFY", True),
-    ("Add stg_orders with New York timezone conversion", True), ("fix: confirmed_at DST handling", True),
-])
+@pytest.mark.parametrize(
+    "msg,ok",
+    [
+        ("wip", False),
+        ("update", False),
+        ("fix", False),
+        ("Fix tests", False),
+        ("initial commit", False),
+        ("stuff", False),
+        ("", False),
+        ("Dedup payments on event_id with QUALIFY", True),
+        ("Add stg_orders with New York timezone conversion", True),
+        ("fix: confirmed_at DST handling", True),
+    ],
+)
 def test_meaningful_message(msg, ok):
     assert meaningful_message(msg) is ok
 
 
 def test_commits_good_history(tmp_path):
-    msgs = ["Explore raw tables and note the traps", "Add staging models for payments and orders",
-            "Dedup payments on event_id", "Convert confirmed_at from New York time",
-            "Add marts and their key tests", "Document decisions"]
+    msgs = [
+        "Explore raw tables and note the traps",
+        "Add staging models for payments and orders",
+        "Dedup payments on event_id",
+        "Convert confirmed_at from New York time",
+        "Add marts and their key tests",
+        "Document decisions",
+    ]
     res = run("history.commits", ctx_for(tmp_path, [commit(i, m, ["x"]) for i, m in enumerate(msgs)]))
     assert res.status == "pass" and res.score == 1.0
     assert res.evidence["median_gap_minutes"] == 20 and res.evidence["max_gap_minutes"] == 20
@@ -125,7 +145,7 @@ def test_tests_early_reads_yaml_as_it_was_at_each_commit(tmp_path):
         save(f"Add model m{i} for the marts", i)
     yml.write_text(MARTS_YML)
     save("Add key tests to fct_orders", 7)
-    ctx = StaticContext.build(root, starter_root=None)   # commits read with gitpython
+    ctx = StaticContext.build(root, starter_root=None)  # commits read with gitpython
     assert len(ctx.commits) == 8 and ctx.commits[0]["files"] == ["dbt/models/marts/_marts.yml"]
     res = run("history.tests_early", ctx)
     assert res.status == "fail" and [c["index"] for c in res.evidence["test_commits"]] == [8]
@@ -185,7 +205,7 @@ def test_decisions_doc_ignores_the_handout(tmp_path):
     (starter / "docs" / "NOTES.md").write_text(DECISIONS)
     own = DECISIONS + "\nWe keep the first delivery because later replays carry no new data.\n"
     res = run("history.decisions_doc", ctx_for(tmp_path / "b", [], {"docs/NOTES.md": own}, starter_root=starter))
-    assert res.evidence["covered"] == ["duplicates"], res.evidence["matches"]   # only the new line counts
+    assert res.evidence["covered"] == ["duplicates"], res.evidence["matches"]  # only the new line counts
     assert res.evidence["matches"]["duplicates"][0]["line"] == 16
     # a file present since the first commit and never touched again is the handout too
     cs = [commit(0, "Starter repository", ["docs/DECISIONS.md", "x"]), commit(1, "Add staging models", ["y"])]
@@ -194,14 +214,22 @@ def test_decisions_doc_ignores_the_handout(tmp_path):
 
 
 def test_decisions_doc_reads_model_descriptions(tmp_path):
-    man = {"metadata": {"project_name": "p"}, "nodes": {
-        "model.p.stg_payments": {"resource_type": "model", "package_name": "p", "name": "stg_payments",
-                                 "original_file_path": "models/stg_payments.sql",
-                                 "patch_path": "p://models/_staging.yml",
-                                 "description": "One row per event_id: replays removed.",
-                                 "columns": {"amount_usd": {"name": "amount_usd",
-                                                            "description": "Amount converted with the exchange rate."}}},
-    }}
+    man = {
+        "metadata": {"project_name": "p"},
+        "nodes": {
+            "model.p.stg_payments": {
+                "resource_type": "model",
+                "package_name": "p",
+                "name": "stg_payments",
+                "original_file_path": "models/stg_payments.sql",
+                "patch_path": "p://models/_staging.yml",
+                "description": "One row per event_id: replays removed.",
+                "columns": {
+                    "amount_usd": {"name": "amount_usd", "description": "Amount converted with the exchange rate."}
+                },
+            },
+        },
+    }
     res = run("history.decisions_doc", ctx_for(tmp_path, [], manifest=man))
     assert res.evidence["covered"] == ["duplicates", "currency"]
     assert res.evidence["matches"]["duplicates"][0]["where"].endswith("(model stg_payments)")

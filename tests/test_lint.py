@@ -28,21 +28,41 @@ PROJECT = "proj"
 
 # -- builders -----------------------------------------------------------------------------
 
-def model(path: str, sql: str, *, config: dict | None = None, columns: dict | None = None,
-          description: str = "", depends_on: list[str] | None = None, compiled: str | None = None,
-          constraints: list | None = None) -> dict:
+
+def model(
+    path: str,
+    sql: str,
+    *,
+    config: dict | None = None,
+    columns: dict | None = None,
+    description: str = "",
+    depends_on: list[str] | None = None,
+    compiled: str | None = None,
+    constraints: list | None = None,
+) -> dict:
     """A manifest model node for models/<path>."""
     name = Path(path).stem
     sql = textwrap.dedent(sql).strip() + "\n"
     refs = [{"name": r, "package": None, "version": None} for r in _refs(sql)]
     sources = [list(s) for s in _sources(sql)]
-    deps = depends_on if depends_on is not None else (
-        [f"model.{PROJECT}.{r['name']}" for r in refs] + [f"source.{PROJECT}.{a}.{b}" for a, b in sources])
+    deps = (
+        depends_on
+        if depends_on is not None
+        else ([f"model.{PROJECT}.{r['name']}" for r in refs] + [f"source.{PROJECT}.{a}.{b}" for a, b in sources])
+    )
     node = {
-        "unique_id": f"model.{PROJECT}.{name}", "resource_type": "model", "package_name": PROJECT,
-        "name": name, "path": path, "original_file_path": f"models/{path}", "raw_code": sql,
-        "config": {"materialized": "view", **(config or {})}, "refs": refs, "sources": sources,
-        "depends_on": {"nodes": deps, "macros": []}, "description": description,
+        "unique_id": f"model.{PROJECT}.{name}",
+        "resource_type": "model",
+        "package_name": PROJECT,
+        "name": name,
+        "path": path,
+        "original_file_path": f"models/{path}",
+        "raw_code": sql,
+        "config": {"materialized": "view", **(config or {})},
+        "refs": refs,
+        "sources": sources,
+        "depends_on": {"nodes": deps, "macros": []},
+        "description": description,
         "columns": {c: {"name": c, "description": d, "constraints": []} for c, d in (columns or {}).items()},
         "constraints": constraints or [],
     }
@@ -53,11 +73,13 @@ def model(path: str, sql: str, *, config: dict | None = None, columns: dict | No
 
 def _refs(sql: str) -> list[str]:
     import re
+
     return re.findall(r"ref\(\s*'(\w+)'\s*\)", sql)
 
 
 def _sources(sql: str) -> list[tuple[str, str]]:
     import re
+
     return re.findall(r"source\(\s*'(\w+)'\s*,\s*'(\w+)'\s*\)", sql)
 
 
@@ -66,23 +88,42 @@ def dbt_test(name: str, model_name: str, column: str | None = None, namespace: s
     kw = {"model": f"{{{{ get_where_subquery(ref('{model_name}')) }}}}", **kwargs}
     if column:
         kw["column_name"] = column
-    return {"unique_id": uid, "resource_type": "test", "package_name": PROJECT, "name": uid.split(".")[-1],
-            "attached_node": f"model.{PROJECT}.{model_name}", "column_name": column,
-            "test_metadata": {"name": name, "kwargs": kw, "namespace": namespace},
-            "depends_on": {"nodes": [f"model.{PROJECT}.{model_name}"]}}
+    return {
+        "unique_id": uid,
+        "resource_type": "test",
+        "package_name": PROJECT,
+        "name": uid.split(".")[-1],
+        "attached_node": f"model.{PROJECT}.{model_name}",
+        "column_name": column,
+        "test_metadata": {"name": name, "kwargs": kw, "namespace": namespace},
+        "depends_on": {"nodes": [f"model.{PROJECT}.{model_name}"]},
+    }
 
 
 def source(name: str, *, freshness: bool, loaded_at: str | None = "_airbyte_extracted_at") -> dict:
-    fr = {"warn_after": {"count": 24 if freshness else None, "period": "hour" if freshness else None},
-          "error_after": {"count": None, "period": None}, "filter": None}
-    return {"unique_id": f"source.{PROJECT}.raw.{name}", "resource_type": "source", "package_name": PROJECT,
-            "source_name": "raw", "name": name, "original_file_path": "models/staging/_sources.yml",
-            "freshness": fr, "loaded_at_field": loaded_at}
+    fr = {
+        "warn_after": {"count": 24 if freshness else None, "period": "hour" if freshness else None},
+        "error_after": {"count": None, "period": None},
+        "filter": None,
+    }
+    return {
+        "unique_id": f"source.{PROJECT}.raw.{name}",
+        "resource_type": "source",
+        "package_name": PROJECT,
+        "source_name": "raw",
+        "name": name,
+        "original_file_path": "models/staging/_sources.yml",
+        "freshness": fr,
+        "loaded_at_field": loaded_at,
+    }
 
 
 def manifest(*nodes: dict, sources: tuple = ()) -> dict:
-    return {"metadata": {"project_name": PROJECT}, "nodes": {n["unique_id"]: n for n in nodes},
-            "sources": {s["unique_id"]: s for s in sources}}
+    return {
+        "metadata": {"project_name": PROJECT},
+        "nodes": {n["unique_id"]: n for n in nodes},
+        "sources": {s["unique_id"]: s for s in sources},
+    }
 
 
 def workspace(tmp_path: Path, man: dict | None = None, files: dict[str, str] | None = None) -> StaticContext:
@@ -115,24 +156,30 @@ def findings(res) -> list[dict]:
     return res.evidence.get("findings", [])
 
 
-STG_PAYMENTS_OK = model("staging/stg_payments.sql", """
+STG_PAYMENTS_OK = model(
+    "staging/stg_payments.sql",
+    """
     select event_id, order_id, status, amount, currency, event_timestamp
     from {{ source('raw', 'payments') }}
     qualify row_number() over (partition by event_id order by event_timestamp) = 1
-""")
+""",
+)
 
 
 # -- Jinja handling and locations ----------------------------------------------------------
 
+
 def test_strip_jinja_keeps_lineage_and_first_branch():
-    st = strip_jinja(textwrap.dedent("""
+    st = strip_jinja(
+        textwrap.dedent("""
         {{ config(materialized='incremental', unique_key='event_id') }}
         {% set cols = ['a', 'b'] %}
         with d as ( {{ dbt_utils.deduplicate(relation=ref('stg'), partition_by='event_id', order_by='ts') }} )
         select {{ dbt_utils.star(ref('stg')) }} from d
         join {{ source('raw', 'users') }} u on true
         {% if is_incremental() %} where ts > (select max(ts) from {{ this }}) {% else %} where true {% endif %}
-    """))
+    """)
+    )
     assert "config" not in st.sql and "set cols" not in st.sql
     assert "select * from __dbt_expr_1__" in st.sql and "__dbt_source__raw__users" in st.sql
     assert "__dbt_this__" in st.sql and "where true" not in st.sql
@@ -140,14 +187,18 @@ def test_strip_jinja_keeps_lineage_and_first_branch():
 
 
 def test_source_location_points_at_the_original_file_not_compiled(tmp_path):
-    node = model("marts/fct_orders.sql", """
+    node = model(
+        "marts/fct_orders.sql",
+        """
         -- orders mart
         select
             order_id,
             timestamp(confirmed_at, 'America/New_York') as confirmed_at
         from {{ ref('stg_orders') }}
-    """, compiled="select order_id, timestamp(confirmed_at, 'America/New_York') as confirmed_at "
-                  "from `p`.`d`.`stg_orders`")
+    """,
+        compiled="select order_id, timestamp(confirmed_at, 'America/New_York') as confirmed_at "
+        "from `p`.`d`.`stg_orders`",
+    )
     ctx = workspace(tmp_path, manifest(node))
     file, line, snippet = source_location(ctx, node, "America/New_York")
     assert (file, line) == ("dbt/models/marts/fct_orders.sql", 4)
@@ -156,34 +207,45 @@ def test_source_location_points_at_the_original_file_not_compiled(tmp_path):
 
 def test_output_columns_resolve_through_ctes():
     import sqlglot
-    tree = sqlglot.parse_one("with a as (select x, y as z from t), b as (select * from a) select * from b",
-                             read="bigquery")
+
+    tree = sqlglot.parse_one(
+        "with a as (select x, y as z from t), b as (select * from a) select * from b", read="bigquery"
+    )
     assert output_columns(tree) == ["x", "z"]
     assert output_columns(sqlglot.parse_one("select * from t", read="bigquery")) is None
 
 
 # -- rule by rule ---------------------------------------------------------------------------
 
+
 def test_select_star_in_mart(tmp_path):
-    bad = model("marts/fct_orders.sql", """
+    bad = model(
+        "marts/fct_orders.sql",
+        """
         select *
         from {{ ref('stg_orders') }}
-    """)
+    """,
+    )
     res = run("lint.select_star_in_mart", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail"
     assert findings(res)[0]["file"] == "dbt/models/marts/fct_orders.sql" and findings(res)[0]["line"] == 1
-    for i, sql in enumerate([
-        "select * except (internal_note) from {{ ref('stg_orders') }}",
-        "select o.*, u.country_code from {{ ref('stg_orders') }} o join {{ ref('stg_users') }} u using (user_id)",
-        "with s as (select * from {{ ref('stg_orders') }}) select * from s",
-    ]):
+    for i, sql in enumerate(
+        [
+            "select * except (internal_note) from {{ ref('stg_orders') }}",
+            "select o.*, u.country_code from {{ ref('stg_orders') }} o join {{ ref('stg_users') }} u using (user_id)",
+            "with s as (select * from {{ ref('stg_orders') }}) select * from s",
+        ]
+    ):
         res = run("lint.select_star_in_mart", workspace(tmp_path / f"b{i}", manifest(model("marts/fct_x.sql", sql))))
         assert res.status == "fail", sql
-    good = model("marts/fct_orders.sql", """
+    good = model(
+        "marts/fct_orders.sql",
+        """
         with orders as (select * from {{ ref('stg_orders') }}),
         final as (select order_id, status from orders)
         select * from final
-    """)
+    """,
+    )
     assert run("lint.select_star_in_mart", workspace(tmp_path / "c", manifest(good))).status == "pass"
     # staging models may select *
     stg = model("staging/stg_orders.sql", "select * from {{ source('raw', 'orders') }}")
@@ -191,10 +253,14 @@ def test_select_star_in_mart(tmp_path):
 
 
 def test_select_star_from_compiled_sql_is_located_in_the_raw_file(tmp_path):
-    node = model("marts/dim_users.sql", """
+    node = model(
+        "marts/dim_users.sql",
+        """
         {{ config(materialized='table') }}
         {{ star_of('stg_users') }}
-    """, compiled="select * from `marketplace-analytics`.`staging`.`stg_users`")
+    """,
+        compiled="select * from `marketplace-analytics`.`staging`.`stg_users`",
+    )
     res = run("lint.select_star_in_mart", workspace(tmp_path, manifest(node)))
     assert res.status == "fail"
     f = findings(res)[0]
@@ -202,17 +268,22 @@ def test_select_star_from_compiled_sql_is_located_in_the_raw_file(tmp_path):
 
 
 def test_hardcoded_relation(tmp_path):
-    bad = model("marts/fct_payments.sql", """
+    bad = model(
+        "marts/fct_payments.sql",
+        """
         select p.event_id, o.status
         from {{ ref('stg_payments') }} p
         left join `marketplace-analytics.raw.orders` o on o.id = p.order_id
         left join raw.users u on u.id = o.buyer_id
-    """)
+    """,
+    )
     res = run("lint.hardcoded_relation", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail"
     got = {(f["line"], f["message"].split("`")[1]) for f in findings(res)}
     assert got == {(3, "marketplace-analytics.raw.orders"), (4, "raw.users")}
-    good = model("marts/fct_orders.sql", """
+    good = model(
+        "marts/fct_orders.sql",
+        """
         with o as (select * from {{ ref('stg_orders') }}),
         items as (select order_id, item from o, o.items as item)
         select o.order_id, count(*) as n
@@ -220,7 +291,8 @@ def test_hardcoded_relation(tmp_path):
         cross join unnest(o.tags) as tag
         {% if is_incremental() %} where o.updated_at > (select max(updated_at) from {{ this }}) {% endif %}
         group by 1
-    """)
+    """,
+    )
     assert run("lint.hardcoded_relation", workspace(tmp_path / "b", manifest(good))).status == "pass"
 
 
@@ -245,43 +317,73 @@ def test_mart_reads_source(tmp_path):
 
 
 def test_staging_joins(tmp_path):
-    bad = model("staging/stg_orders.sql", """
+    bad = model(
+        "staging/stg_orders.sql",
+        """
         select o.id as order_id, u.country_code
         from {{ source('raw', 'orders') }} o
         join {{ source('raw', 'users') }} u on u.id = o.buyer_id
-    """)
+    """,
+    )
     res = run("lint.staging_joins", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail" and findings(res)[0]["line"] == 3
     assert "source('raw', 'users')" in findings(res)[0]["message"]
-    good = model("staging/stg_products.sql", """
+    good = model(
+        "staging/stg_products.sql",
+        """
         select id as product_id, tag from {{ source('raw', 'products') }} cross join unnest(tags) as tag
-    """)
+    """,
+    )
     assert run("lint.staging_joins", workspace(tmp_path / "b", manifest(good))).status == "pass"
 
 
 def test_mart_missing_pk_test(tmp_path):
     fct = model("marts/fct_orders.sql", "select order_id, status from {{ ref('stg_orders') }}")
-    res = run("lint.mart_missing_pk_test", workspace(tmp_path / "a", manifest(fct, dbt_test("unique", "fct_orders", "order_id"))))
+    res = run(
+        "lint.mart_missing_pk_test",
+        workspace(tmp_path / "a", manifest(fct, dbt_test("unique", "fct_orders", "order_id"))),
+    )
     assert res.status == "fail" and "unique(order_id)" in findings(res)[0]["message"]
     ok = manifest(fct, dbt_test("unique", "fct_orders", "order_id"), dbt_test("not_null", "fct_orders", "order_id"))
     res = run("lint.mart_missing_pk_test", workspace(tmp_path / "b", ok))
     assert res.status == "pass" and res.evidence["keys"]["fct_orders"].startswith("order_id")
     combo = model("marts/fct_daily_sales.sql", "select order_date, shipping_country, 1 as gmv_usd from {{ ref('x') }}")
-    ok = manifest(combo, dbt_test("unique_combination_of_columns", "fct_daily_sales", namespace="dbt_utils",
-                                  combination_of_columns=["order_date", "shipping_country"]))
+    ok = manifest(
+        combo,
+        dbt_test(
+            "unique_combination_of_columns",
+            "fct_daily_sales",
+            namespace="dbt_utils",
+            combination_of_columns=["order_date", "shipping_country"],
+        ),
+    )
     assert run("lint.mart_missing_pk_test", workspace(tmp_path / "c", ok)).status == "pass"
-    constrained = model("marts/dim_users.sql", "select user_id from {{ ref('stg_users') }}",
-                        constraints=[{"type": "primary_key", "columns": ["user_id"]}])
+    constrained = model(
+        "marts/dim_users.sql",
+        "select user_id from {{ ref('stg_users') }}",
+        constraints=[{"type": "primary_key", "columns": ["user_id"]}],
+    )
     assert run("lint.mart_missing_pk_test", workspace(tmp_path / "d", manifest(constrained))).status == "pass"
-    assert run("lint.mart_missing_pk_test", workspace(tmp_path / "e", None, {
-        "models/marts/fct_orders.sql": fct["raw_code"]})).status == "skipped"
+    assert (
+        run(
+            "lint.mart_missing_pk_test",
+            workspace(tmp_path / "e", None, {"models/marts/fct_orders.sql": fct["raw_code"]}),
+        ).status
+        == "skipped"
+    )
 
 
 def test_relationship_coverage(tmp_path):
-    fct = model("marts/fct_orders.sql", "select order_id, buyer_id, seller_id, payment_provider_id from {{ ref('stg_orders') }}")
-    stg = model("staging/stg_orders.sql", "select id as order_id, buyer_id, seller_id from {{ source('raw', 'orders') }}")
-    tests = [dbt_test("relationships", "stg_orders", "buyer_id", to="ref('stg_users')", field="user_id"),
-             dbt_test("relationships", "fct_orders", "seller_id", to="ref('dim_users')", field="user_id")]
+    fct = model(
+        "marts/fct_orders.sql", "select order_id, buyer_id, seller_id, payment_provider_id from {{ ref('stg_orders') }}"
+    )
+    stg = model(
+        "staging/stg_orders.sql", "select id as order_id, buyer_id, seller_id from {{ source('raw', 'orders') }}"
+    )
+    tests = [
+        dbt_test("relationships", "stg_orders", "buyer_id", to="ref('stg_users')", field="user_id"),
+        dbt_test("relationships", "fct_orders", "seller_id", to="ref('dim_users')", field="user_id"),
+    ]
     res = run("lint.relationship_coverage", workspace(tmp_path / "a", manifest(fct, stg, *tests)))
     assert res.status == "pass" and res.score == 0.75
     assert res.evidence["uncovered"] == ["stg_orders.seller_id"]
@@ -292,10 +394,17 @@ def test_relationship_coverage(tmp_path):
 
 def test_accepted_values_coverage(tmp_path):
     fct = model("marts/fct_orders.sql", "select order_id, status, currency, user_type, seller_tier from {{ ref('x') }}")
-    tests = [dbt_test("accepted_values", "fct_orders", "status", values=["pending"]),
-             dbt_test("accepted_values", "fct_orders", "currency", values=["USD"]),
-             dbt_test("expect_column_values_to_be_in_set", "fct_orders", "user_type", namespace="dbt_expectations",
-                      value_set=["buyer"])]
+    tests = [
+        dbt_test("accepted_values", "fct_orders", "status", values=["pending"]),
+        dbt_test("accepted_values", "fct_orders", "currency", values=["USD"]),
+        dbt_test(
+            "expect_column_values_to_be_in_set",
+            "fct_orders",
+            "user_type",
+            namespace="dbt_expectations",
+            value_set=["buyer"],
+        ),
+    ]
     res = run("lint.accepted_values_coverage", workspace(tmp_path / "a", manifest(fct, *tests)))
     assert res.status == "pass" and res.score == 0.75 and res.evidence["uncovered"] == ["fct_orders.seller_tier"]
     res = run("lint.accepted_values_coverage", workspace(tmp_path / "b", manifest(fct, tests[0])))
@@ -311,38 +420,59 @@ def test_undocumented_models(tmp_path):
 
 
 def test_undocumented_columns(tmp_path):
-    doc = model("marts/fct_orders.sql", "select order_id, status from {{ ref('x') }}",
-                columns={"order_id": "The grain.", "status": "Order status."})
-    half = model("marts/dim_users.sql", "select user_id, country_code from {{ ref('y') }}",
-                 columns={"user_id": "User.", "country_code": ""})
+    doc = model(
+        "marts/fct_orders.sql",
+        "select order_id, status from {{ ref('x') }}",
+        columns={"order_id": "The grain.", "status": "Order status."},
+    )
+    half = model(
+        "marts/dim_users.sql",
+        "select user_id, country_code from {{ ref('y') }}",
+        columns={"user_id": "User.", "country_code": ""},
+    )
     res = run("lint.undocumented_columns", workspace(tmp_path / "a", manifest(doc, half)))
-    assert res.status == "fail" and res.score == 0.75   # 3 of 4 columns, below the 0.8 bar
+    assert res.status == "fail" and res.score == 0.75  # 3 of 4 columns, below the 0.8 bar
     assert res.evidence["undocumented"] == {"dim_users": ["country_code"]}
     assert run("lint.undocumented_columns", workspace(tmp_path / "b", manifest(doc))).status == "pass"
     # a column selected in SQL but absent from the YAML counts as undocumented
-    extra = model("marts/fct_orders.sql", "select order_id, status, note from {{ ref('x') }}",
-                  columns={"order_id": "The grain.", "status": "Order status."})
+    extra = model(
+        "marts/fct_orders.sql",
+        "select order_id, status, note from {{ ref('x') }}",
+        columns={"order_id": "The grain.", "status": "Order status."},
+    )
     res = run("lint.undocumented_columns", workspace(tmp_path / "c", manifest(extra)))
     assert res.evidence["undocumented"] == {"fct_orders": ["note"]}
 
 
 def test_source_freshness(tmp_path):
     stg = model("staging/stg_payments.sql", "select 1 as x from {{ source('raw', 'payments') }}")
-    res = run("lint.source_freshness", workspace(tmp_path / "a", manifest(stg, sources=(
-        source("payments", freshness=True), source("orders", freshness=False)))))
+    res = run(
+        "lint.source_freshness",
+        workspace(
+            tmp_path / "a",
+            manifest(stg, sources=(source("payments", freshness=True), source("orders", freshness=False))),
+        ),
+    )
     assert res.status == "fail" and res.score == 0.5
     f = findings(res)[0]
     assert f["file"] == "dbt/models/staging/_sources.yml" and f["snippet"] == "- name: orders"
-    res = run("lint.source_freshness", workspace(tmp_path / "b", manifest(stg, sources=(
-        source("payments", freshness=True, loaded_at=None),))))
+    res = run(
+        "lint.source_freshness",
+        workspace(tmp_path / "b", manifest(stg, sources=(source("payments", freshness=True, loaded_at=None),))),
+    )
     assert res.status == "fail" and "loaded_at_field" in findings(res)[0]["message"]
-    assert run("lint.source_freshness", workspace(tmp_path / "c", manifest(stg, sources=(
-        source("payments", freshness=True),)))).status == "pass"
+    assert (
+        run(
+            "lint.source_freshness",
+            workspace(tmp_path / "c", manifest(stg, sources=(source("payments", freshness=True),))),
+        ).status
+        == "pass"
+    )
 
 
 DEDUP_OK = {
     "qualify": "select * from {{ source('raw', 'payments') }} "
-               "qualify row_number() over (partition by event_id order by event_timestamp) = 1",
+    "qualify row_number() over (partition by event_id order by event_timestamp) = 1",
     "subquery_rn": """
         select * except (rn) from (
             select *, row_number() over (partition by event_id order by created_at) as rn
@@ -358,8 +488,10 @@ DEDUP_OK = {
 }
 DEDUP_BAD = {
     "distinct_star": ("select distinct * from {{ source('raw', 'payments') }}", "DISTINCT *"),
-    "no_filter": ("select *, row_number() over (partition by event_id order by id) as rn "
-                  "from {{ source('raw', 'payments') }}", "without a filter"),
+    "no_filter": (
+        "select *, row_number() over (partition by event_id order by id) as rn from {{ source('raw', 'payments') }}",
+        "without a filter",
+    ),
     "distinct_with_id": ("select distinct id, event_id, amount from {{ source('raw', 'payments') }}", "per-replay"),
     "nothing": ("select event_id, amount from {{ source('raw', 'payments') }}", "no deduplication"),
 }
@@ -399,8 +531,10 @@ TZ_BAD = {
 
 @pytest.mark.parametrize("case", sorted(TZ_OK))
 def test_confirmed_at_timezone_ok(tmp_path, case):
-    node = model("staging/stg_orders.sql", f"select id as order_id,\n  {TZ_OK[case]} as confirmed_at\n"
-                                           "from {{ source('raw', 'orders') }}")
+    node = model(
+        "staging/stg_orders.sql",
+        f"select id as order_id,\n  {TZ_OK[case]} as confirmed_at\nfrom {{{{ source('raw', 'orders') }}}}",
+    )
     res = run("lint.confirmed_at_timezone", workspace(tmp_path, manifest(node)))
     assert res.status == "pass", res.message
     assert res.evidence["conversions"][0]["line"] == 2
@@ -409,30 +543,47 @@ def test_confirmed_at_timezone_ok(tmp_path, case):
 @pytest.mark.parametrize("case", sorted(TZ_BAD))
 def test_confirmed_at_timezone_wrong(tmp_path, case):
     expr, why = TZ_BAD[case]
-    node = model("staging/stg_orders.sql", f"select id as order_id,\n  {expr} as confirmed_at\n"
-                                           "from {{ source('raw', 'orders') }}")
+    node = model(
+        "staging/stg_orders.sql",
+        f"select id as order_id,\n  {expr} as confirmed_at\nfrom {{{{ source('raw', 'orders') }}}}",
+    )
     res = run("lint.confirmed_at_timezone", workspace(tmp_path, manifest(node)))
     assert res.status == "fail" and why in res.message, res.message
     assert findings(res)[0]["line"] == 2, findings(res)
 
 
 def test_incremental_config(tmp_path):
-    good = model("marts/fct_payments.sql", """
+    good = model(
+        "marts/fct_payments.sql",
+        """
         select event_id, amount from {{ ref('stg_payments') }}
         {% if is_incremental() %} where event_timestamp > (select max(event_timestamp) from {{ this }}) {% endif %}
-    """, config={"materialized": "incremental", "unique_key": "event_id", "incremental_strategy": "merge"})
+    """,
+        config={"materialized": "incremental", "unique_key": "event_id", "incremental_strategy": "merge"},
+    )
     assert run("lint.incremental_config", workspace(tmp_path / "a", manifest(good))).status == "pass"
-    io = model("marts/fct_daily_sales.sql", good["raw_code"], config={
-        "materialized": "incremental", "incremental_strategy": "insert_overwrite", "partition_by": {"field": "d"}})
+    io = model(
+        "marts/fct_daily_sales.sql",
+        good["raw_code"],
+        config={
+            "materialized": "incremental",
+            "incremental_strategy": "insert_overwrite",
+            "partition_by": {"field": "d"},
+        },
+    )
     assert run("lint.incremental_config", workspace(tmp_path / "b", manifest(io))).status == "pass"
-    no_key = model("marts/fct_payments.sql", "{{ config(materialized='incremental') }}\nselect 1 as event_id",
-                   config={"materialized": "incremental"})
+    no_key = model(
+        "marts/fct_payments.sql",
+        "{{ config(materialized='incremental') }}\nselect 1 as event_id",
+        config={"materialized": "incremental"},
+    )
     res = run("lint.incremental_config", workspace(tmp_path / "c", manifest(no_key)))
     msgs = " ".join(f["message"] for f in findings(res))
     assert res.status == "fail" and res.score == 0.5 and "unique_key" in msgs and "is_incremental" in msgs
     assert findings(res)[0]["line"] == 1
-    append = model("marts/fct_x.sql", good["raw_code"], config={"materialized": "incremental",
-                                                                "incremental_strategy": "append"})
+    append = model(
+        "marts/fct_x.sql", good["raw_code"], config={"materialized": "incremental", "incremental_strategy": "append"}
+    )
     assert "append" in run("lint.incremental_config", workspace(tmp_path / "d", manifest(append))).message
     table = model("marts/fct_orders.sql", "select 1 as order_id", config={"materialized": "table"})
     res = run("lint.incremental_config", workspace(tmp_path / "e", manifest(table)))
@@ -440,32 +591,56 @@ def test_incremental_config(tmp_path):
 
 
 def test_incremental_config_read_from_the_model_file_without_manifest(tmp_path):
-    ctx = workspace(tmp_path, None, {"models/marts/fct_payments.sql": """
+    ctx = workspace(
+        tmp_path,
+        None,
+        {
+            "models/marts/fct_payments.sql": """
         {{ config(materialized='incremental', unique_key='event_id', incremental_strategy='merge') }}
         select event_id from {{ ref('stg_payments') }}
         {% if is_incremental() %} where true {% endif %}
-    """})
+    """
+        },
+    )
     assert run("lint.incremental_config", ctx).status == "pass"
 
 
 def test_layer_naming(tmp_path):
-    bad = [model("staging/users.sql", "select 1 as user_id"), model("marts/orders_summary.sql", "select 1 as n"),
-           model("misc.sql", "select 1 as n"), model("marts/stg_wrong_place.sql", "select 1 as n")]
+    bad = [
+        model("staging/users.sql", "select 1 as user_id"),
+        model("marts/orders_summary.sql", "select 1 as n"),
+        model("misc.sql", "select 1 as n"),
+        model("marts/stg_wrong_place.sql", "select 1 as n"),
+    ]
     res = run("lint.layer_naming", workspace(tmp_path / "a", manifest(*bad)))
     assert res.status == "fail" and len(findings(res)) == 4
-    good = [model("staging/stg_users.sql", "select 1 as user_id"), model("intermediate/int_x.sql", "select 1 as a"),
-            model("marts/fct_orders.sql", "select 1 as order_id"), model("marts/core/dim_users.sql", "select 1 as u")]
+    good = [
+        model("staging/stg_users.sql", "select 1 as user_id"),
+        model("intermediate/int_x.sql", "select 1 as a"),
+        model("marts/fct_orders.sql", "select 1 as order_id"),
+        model("marts/core/dim_users.sql", "select 1 as u"),
+    ]
     assert run("lint.layer_naming", workspace(tmp_path / "b", manifest(*good))).status == "pass"
 
 
 def test_rules_that_need_the_manifest_skip_and_the_others_still_run(tmp_path):
-    ctx = workspace(tmp_path, None, {
-        "models/staging/stg_payments.sql": "select distinct * from {{ source('raw', 'payments') }}",
-        "models/marts/fct_payments.sql": "select * from {{ ref('stg_payments') }}",
-    })
+    ctx = workspace(
+        tmp_path,
+        None,
+        {
+            "models/staging/stg_payments.sql": "select distinct * from {{ source('raw', 'payments') }}",
+            "models/marts/fct_payments.sql": "select * from {{ ref('stg_payments') }}",
+        },
+    )
     got = {s.id: run_check(s, ctx).status for s in specs("lint")}
-    needs = {"lint.mart_missing_pk_test", "lint.relationship_coverage", "lint.accepted_values_coverage",
-             "lint.undocumented_models", "lint.undocumented_columns", "lint.source_freshness"}
+    needs = {
+        "lint.mart_missing_pk_test",
+        "lint.relationship_coverage",
+        "lint.accepted_values_coverage",
+        "lint.undocumented_models",
+        "lint.undocumented_columns",
+        "lint.source_freshness",
+    }
     assert {k for k, v in got.items() if v == "skipped"} == needs
     assert got["lint.payments_dedup_pattern"] == "fail" and got["lint.select_star_in_mart"] == "fail"
     assert "error" not in got.values()
@@ -486,12 +661,19 @@ def test_unparseable_sql_does_not_crash(tmp_path):
 
 # -- the real dbt parser on the fixture projects -------------------------------------------
 
+
 def _dbt_parse(src: Path, dest: Path) -> subprocess.Popen:
     shutil.copytree(src, dest)
     dbt = Path(sys.executable).parent / "dbt"
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
-    return subprocess.Popen([str(dbt), "parse", "--profiles-dir", str(dest), "--no-partial-parse"], cwd=dest,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [str(dbt), "parse", "--profiles-dir", str(dest), "--no-partial-parse"],
+        cwd=dest,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -521,8 +703,18 @@ def test_dbt_parse_good_fixture_passes_every_rule(parsed_fixtures):
 def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
     ctx = parsed_fixtures["dbt_bad"]
     res = {s.id: run_check(s, ctx) for s in specs("lint")}
-    assert {k for k, r in res.items() if r.status != "fail"} == set(), \
-        {k: (r.status, r.message) for k, r in res.items() if r.status != "fail"}
+    assert {k for k, r in res.items() if r.status != "fail"} == set(), {
+        k: (r.status, r.message) for k, r in res.items() if r.status != "fail"
+    }
     for rid, r in res.items():
         for f in findings(r):
             assert f["file"].startswith("dbt/models/"), (rid, f)
+
+
+def test_confirmed_at_converted_by_a_project_macro(tmp_path):
+    node = model("staging/stg_orders.sql", "select id as order_id,\n  {{ ny_to_utc('confirmed_at') }} as confirmed_at\n"
+                                           "from {{ source('raw', 'orders') }}")
+    macro = "{% macro ny_to_utc(col) %}timestamp({{ col }}, 'America/New_York'){% endmacro %}"
+    ctx = workspace(tmp_path, manifest(node), {"macros/tz.sql": macro})
+    res = run("lint.confirmed_at_timezone", ctx)
+    assert res.status == "pass" and res.evidence["conversions"][0]["line"] == 2, res.message

@@ -1,0 +1,103 @@
+"""Result checks and rebuilding checks on purpose-built solutions: right answers in other styles
+pass, the classic wrong ones fail with a diagnosis, hard-coded answers fail dbt.generalises."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from grader.dataset.generator import CANONICAL_SEED, generate
+from tests.grading import CALIBRATION, SOLUTIONS, checks_of, grade_report, workspace
+
+pytestmark = pytest.mark.slow
+
+
+def test_alternative_correct_styles_pass(tmp_path):
+    """GROUP BY dedup, TIMESTAMP(DATETIME(..), zone), CASE rates, IFNULL placeholder, open SCD2 row by effective_to."""
+    ws = workspace(tmp_path, "alternative", "alternative", root=SOLUTIONS)
+    _, report = grade_report(ws, tmp_path / "out", "--passes", "tests.mutations")
+    checks = checks_of(report)
+    for check_id in ("payments.dedup", "orders.confirmed_at_utc", "users.soft_deletes", "users.country_nulls",
+                     "money.usd_conversion", "products.future_updated_at", "sales.gmv", "sellers.current_tier",
+                     "sellers.performance"):
+        assert checks[check_id]["status"] == "pass", (check_id, checks[check_id]["message"])
+    # No tests of its own: no planted defect can be caught.
+    assert checks["tests.mutations"]["status"] == "fail" and checks["tests.mutations"]["score"] == 0.0
+
+
+def test_classic_mistakes_fail_with_a_diagnosis(tmp_path):
+    """SELECT DISTINCT *, wall time read as UTC, is_active filter, unconverted currencies (the naive solution)."""
+    ws = workspace(tmp_path, "naive", "naive")
+    _, report = grade_report(ws, tmp_path / "out", "--quick")
+    checks = checks_of(report)
+    assert "SELECT DISTINCT *" in checks["payments.dedup"]["message"]
+    assert checks["payments.dedup"]["status"] == "fail"
+    assert "read as UTC" in checks["orders.confirmed_at_utc"]["message"]
+    assert "is_active" in checks["users.soft_deletes"]["message"]
+    assert checks["users.country_nulls"]["status"] == "fail"
+    assert "unconverted" in checks["money.usd_conversion"]["message"]
+    assert checks["sales.gmv"]["status"] == "fail"
+    assert checks["products.future_updated_at"]["status"] == "fail"
+    assert checks["sellers.current_tier"]["status"] == "fail"
+    sample = checks["orders.confirmed_at_utc"]["evidence"]["sample_wrong"][0]
+    assert {"source_new_york_wall_time", "expected_utc", "observed"} <= set(sample)
+    assert report["rubric"]["band"] in ("No Hire", "Lean No Hire")
+
+
+def test_other_wrong_styles_fail(tmp_path):
+    """A fixed +5 h offset, dedup on the row id, mixed currencies summed; missing marts named."""
+    ws = workspace(tmp_path, "wrong", "wrong_styles", root=SOLUTIONS)
+    _, report = grade_report(ws, tmp_path / "out", "--quick")
+    checks = checks_of(report)
+    assert "fixed +5 h" in checks["orders.confirmed_at_utc"]["message"]
+    assert 0 < checks["orders.confirmed_at_utc"]["score"] < 1  # right in winter, wrong in summer
+    assert checks["payments.dedup"]["status"] == "fail"
+    assert checks["sales.gmv"]["status"] == "fail"
+    assert "expected a model named fct_seller_performance" in checks["sellers.current_tier"]["message"]
+    assert "dim_products" in checks["products.future_updated_at"]["message"]
+
+
+def test_hard_coded_answers_pass_on_canonical_data_and_fail_generalisation(tmp_path):
+    """dim_users excludes a literal list of the canonical dataset's deleted users instead of using deleted_at."""
+    overlay = tmp_path / "overlays" / "hardcoded"
+    shutil.copytree(CALIBRATION / "exemplary", overlay)
+    deleted = sorted(uid for uid, u in generate(CANONICAL_SEED, "small").truth["users"].items() if u["deleted"])
+    dim_users = overlay / "dbt" / "models" / "marts" / "dim_users.sql"
+    literal = ", ".join(f"'{uid}'" for uid in deleted)
+    dim_users.write_text(dim_users.read_text().replace("where not u.is_deleted", f"where u.user_id not in ({literal})"))
+    ws = workspace(tmp_path, "hardcoded", "hardcoded", root=tmp_path / "overlays")
+    _, report = grade_report(ws, tmp_path / "out", "--passes", "dbt.generalises")
+    checks = checks_of(report)
+    assert checks["users.soft_deletes"]["status"] == "pass"
+    generalises = checks["dbt.generalises"]
+    assert generalises["status"] == "fail" and "users.soft_deletes" in generalises["message"]
+    assert generalises["evidence"]["checks"]["users.soft_deletes"] == {
+        "canonical": "pass", "variant": "fail",
+        "variant_message": generalises["evidence"]["checks"]["users.soft_deletes"]["variant_message"]}
+    levels = {c["id"]: c for c in report["rubric"]["criteria"]}
+    assert levels["null_handling"]["level"] <= 1
+
+
+def test_exemplary_is_idempotent_generalises_and_its_tests_catch_the_planted_defects(tmp_path):
+    ws = workspace(tmp_path, "exemplary", "exemplary")
+    _, report = grade_report(ws, tmp_path / "out")
+    checks = checks_of(report)
+    assert checks["dbt.idempotent"]["status"] == "pass", checks["dbt.idempotent"]["message"]
+    assert checks["dbt.generalises"]["status"] == "pass", checks["dbt.generalises"]["message"]
+    mutations = checks["tests.mutations"]
+    assert mutations["score"] >= 6 / 7, mutations["message"]
+    assert all(m["caught_by"] for m in mutations["evidence"]["mutations"] if m["caught"])
+    assert report["rubric"]["band"] == "Strong Hire"
+
+
+def test_a_mart_stamped_with_the_build_time_is_not_idempotent(tmp_path):
+    overlay = tmp_path / "overlays" / "stamped"
+    shutil.copytree(SOLUTIONS / "alternative", overlay)
+    fct_orders = overlay / "dbt" / "models" / "marts" / "fct_orders.sql"
+    fct_orders.write_text(fct_orders.read_text().replace("    buyer_id,", "    buyer_id,\n    current_timestamp() as built_at,"))
+    ws = workspace(tmp_path, "stamped", "stamped", root=tmp_path / "overlays")
+    _, report = grade_report(ws, tmp_path / "out", "--passes", "dbt.idempotent")
+    idempotent = checks_of(report)["dbt.idempotent"]
+    assert idempotent["status"] == "fail" and "fct_orders" in idempotent["message"]
+    assert idempotent["evidence"]["before"]["fct_orders"]["sha256"] != idempotent["evidence"]["after"]["fct_orders"]["sha256"]
