@@ -21,6 +21,7 @@ Grade a candidate's workspace for the Senior Data Engineer live exercise.
   grade WORKSPACE [options]        grade one workspace (a git repository or a plain folder)
   grade dataset [options]          write the exercise dataset (source DB, raw tables, truth)
   grade calibrate [options]        grade the reference solutions; non-zero when one misses its band
+  grade batch DIR [options]        grade every workspace in DIR; summary.html and summary.csv ranking them
   grade rubric-doc [--check]       write docs/EVALUATION_RUBRIC.md from rubric.yaml
 
 `grade SUBCOMMAND --help` explains each subcommand.
@@ -165,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             from grader.calibration import calibrate
 
             return calibrate(calibrate_parser().parse_args(argv[1:]), Progress())
+        if argv and argv[0] == "batch":
+            from grader.batch import run_batch
+
+            return run_batch(argv[1:], Progress())
         if argv and argv[0] == "rubric-doc":
             return run_rubric_doc(argv[1:])
         from grader.pipeline import run_grade

@@ -712,9 +712,32 @@ def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
 
 
 def test_confirmed_at_converted_by_a_project_macro(tmp_path):
-    node = model("staging/stg_orders.sql", "select id as order_id,\n  {{ ny_to_utc('confirmed_at') }} as confirmed_at\n"
-                                           "from {{ source('raw', 'orders') }}")
+    node = model(
+        "staging/stg_orders.sql",
+        "select id as order_id,\n  {{ ny_to_utc('confirmed_at') }} as confirmed_at\nfrom {{ source('raw', 'orders') }}",
+    )
     macro = "{% macro ny_to_utc(col) %}timestamp({{ col }}, 'America/New_York'){% endmacro %}"
     ctx = workspace(tmp_path, manifest(node), {"macros/tz.sql": macro})
     res = run("lint.confirmed_at_timezone", ctx)
     assert res.status == "pass" and res.evidence["conversions"][0]["line"] == 2, res.message
+
+
+def test_unchanged_handout_models_earn_no_coverage_or_docs_credit(tmp_path):
+    given = model("staging/stg_categories.sql", "select id as category_id, parent_id as parent_category_id from x",
+                  description="Categories.", columns={"category_id": "Id.", "parent_category_id": "Parent."})
+    starter = tmp_path / "starter"
+    (starter / "dbt" / "models" / "staging").mkdir(parents=True)
+    (starter / "dbt" / "models" / "staging" / "stg_categories.sql").write_text(given["raw_code"])
+    man = manifest(given, dbt_test("relationships", "stg_categories", "parent_category_id"))
+    ctx = workspace(tmp_path / "a", man)
+    ctx.starter_root = starter
+    for rid in ("lint.relationship_coverage", "lint.undocumented_models", "lint.undocumented_columns"):
+        res = run(rid, ctx)
+        assert res.status == "fail" and res.score == 0.0 and "handed out" in res.message, rid
+    # once the candidate adds their own model, it is what gets judged
+    mine = model("marts/dim_products.sql", "select product_id, category_id from {{ ref('stg_products') }}",
+                 description="Products.", columns={"product_id": "Id.", "category_id": "Category."})
+    ctx = workspace(tmp_path / "b", manifest(given, mine))
+    ctx.starter_root = starter
+    assert run("lint.undocumented_models", ctx).evidence["models_checked"] == 1
+    assert run("lint.relationship_coverage", ctx).evidence["uncovered"] == ["dim_products.category_id"]

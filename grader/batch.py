@@ -1,0 +1,114 @@
+"""Batch grading: every workspace in a folder, each in its own `grade` process, then a ranking.
+
+A candidate whose grading crashes or times out gets a row saying so; the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from grader.pipeline import candidate_name
+
+SUMMARY_FIELDS = ("rank", "candidate", "band", "total", "status", "exit_code", "report")
+
+
+def batch_parser() -> argparse.ArgumentParser:
+    import os
+
+    parser = argparse.ArgumentParser(
+        prog="grade batch",
+        description="Grade every workspace (each subfolder) of DIR, in parallel where the machine allows, then "
+                    "write OUT/summary.html and OUT/summary.csv ranking them, with links to each report.")
+    parser.add_argument("folder", type=Path, help="folder holding one subfolder per candidate workspace")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="reports folder (default: reports)")
+    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
+                        help="gradings at once (default: half the cores; each runs dbt and an emulator)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per candidate (default 3600)")
+    parser.epilog = "Options after -- go to each `grade`, e.g.  grade batch DIR -- --scale small --quick"
+    return parser
+
+
+def _grade_one(workspace: Path, out: Path, timeout: float, extra: list[str]) -> dict[str, Any]:
+    name = candidate_name(workspace, None)
+    command = [sys.executable, "-m", "grader.cli", str(workspace), "--out", str(out), "--quiet", *extra]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        code, error = done.returncode, done.stderr.strip().splitlines()[-1:] if done.returncode else []
+    except subprocess.TimeoutExpired:
+        code, error = None, [f"grading took longer than {timeout:g} s and was stopped"]
+    report_path = out / name / "report.json"
+    row: dict[str, Any] = {"candidate": name, "exit_code": code, "band": None, "total": None,
+                           "status": "no report", "report": None, "error": " ".join(error)}
+    if report_path.exists():
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        row.update(band=report["rubric"]["band"], total=report["rubric"]["total"], status=report["status"],
+                   report=f"{name}/report.html")
+    return row
+
+
+def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = batch_parser().parse_args(argv[:split])
+    extra = argv[split + 1:]
+    if not args.folder.is_dir():
+        print(f"grade batch: {args.folder}: not a directory", file=sys.stderr)
+        return 2
+    workspaces = sorted(p for p in args.folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not workspaces:
+        print(f"grade batch: {args.folder} holds no workspace folders", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    progress(f"grading {len(workspaces)} workspaces, {args.jobs} at a time")
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(_grade_one, ws, args.out, args.timeout, extra) for ws in workspaces]
+        rows = []
+        for ws, future in zip(workspaces, futures):
+            rows.append(future.result())
+            progress(f"  {ws.name}: {rows[-1]['band'] or rows[-1]['status']}")
+    rows.sort(key=lambda r: (r["total"] is None, -(r["total"] or 0), r["candidate"]))
+    for rank, row in enumerate(rows, start=1):
+        row["rank"] = rank
+    _write_csv(rows, args.out / "summary.csv")
+    _write_html(rows, args.out / "summary.html")
+    for row in rows:
+        print(f"{row['rank']:>3}  {row['candidate']:<30} {row['band'] or '-':<13} "
+              f"{row['total'] if row['total'] is not None else '-':>5}  {row['status']}")
+    print(f"summary: {args.out / 'summary.html'}\n         {args.out / 'summary.csv'}")
+    return 0
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _write_html(rows: list[dict[str, Any]], path: Path) -> None:
+    body = "\n".join(
+        "<tr><td>{rank}</td><td>{name}</td><td>{band}</td><td>{total}</td><td>{status}</td></tr>".format(
+            rank=row["rank"],
+            name=(f'<a href="{html.escape(row["report"], quote=True)}">{html.escape(row["candidate"])}</a>'
+                  if row["report"] else html.escape(row["candidate"])),
+            band=html.escape(row["band"] or "-"),
+            total="-" if row["total"] is None else f"{row['total']:.2f}",
+            status=html.escape(row["status"] + (f": {row['error']}" if row.get("error") and row["status"] != "complete" else "")))
+        for row in rows)
+    path.write_text(f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Grading summary</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>body{{font:14px system-ui,sans-serif;margin:24px;color:#1d2430}}table{{border-collapse:collapse}}
+td,th{{border-bottom:1px solid #d9dee5;padding:5px 10px;text-align:left}}th{{background:#f6f8fa}}</style></head>
+<body><h1>Grading summary</h1><p>{len(rows)} candidates, ranked by weighted total.</p>
+<table><tr><th>#</th><th>candidate</th><th>band</th><th>total</th><th>status</th></tr>
+{body}
+</table></body></html>
+""", encoding="utf-8")
