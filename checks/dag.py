@@ -1207,7 +1207,7 @@ def parse_time_work(ctx: StaticContext) -> CheckResult | list[Finding]:
 
 _NOW_CALLS = re.compile(
     r"(^|\.)(datetime\.(now|utcnow|today)|date\.today|pendulum\.(now|today)|"
-    r"timezone\.(utcnow|now)|time\.time|arrow\.(now|utcnow)|now|utcnow)$"
+    r"timezone\.(utcnow|now)|arrow\.(now|utcnow)|now|utcnow)$"
 )
 _NOW_IN_TEXT = re.compile(
     r"\$\(\s*date\b|`date\b|\bcurrent_(date|timestamp|datetime)\b|\bnow\(\)|\bgetdate\(\)|\bsysdate\b", re.I

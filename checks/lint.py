@@ -26,6 +26,7 @@ from checks.static_context import (
     StaticContext,
     compiled_path,
     dbt_project_config,
+    node_source_path,
     read_text,
     source_location,
 )
@@ -409,6 +410,37 @@ def _no_project(check_id: str, ctx: StaticContext) -> CheckResult | None:
     if models(ctx):
         return None
     return _result(check_id, "skipped", 0.0, "skipped: no dbt models found in the workspace")
+
+
+def is_handout_model(ctx: StaticContext, mdl: Model) -> bool:
+    """A model shipped with the exercise and left unchanged (same file in the handout copy)."""
+    if ctx.starter_root is None:
+        return False
+    path = node_source_path(ctx, mdl.node)
+    if path is None:
+        return False
+    rel = ctx.rel(path)
+    starter = Path(ctx.starter_root) / rel
+    if not starter.is_file():
+        return False
+    return (read_text(starter) or "").strip() == (read_text(path) or "").strip()
+
+
+def candidate_models(ctx: StaticContext) -> list[Model]:
+    """The models the candidate wrote or changed (handout models left as given are not theirs)."""
+    return ctx.cached("lint.candidate_models", lambda: [m for m in models(ctx) if not is_handout_model(ctx, m)])
+
+
+def _no_candidate_models(check_id: str, ctx: StaticContext) -> CheckResult | None:
+    if candidate_models(ctx):
+        return None
+    return _result(
+        check_id,
+        "fail",
+        0.0,
+        "no models besides the unchanged ones handed out with the exercise",
+        models=[m.name for m in models(ctx)],
+    )
 
 
 def _no_marts(check_id: str, ctx: StaticContext) -> CheckResult | None:
@@ -897,12 +929,16 @@ def _upstream(mdl: Model, by_name: dict[str, Model]) -> list[Model]:
 
 
 def _coverage(ctx: StaticContext, check_id: str, is_candidate, test_names: set[str], label: str) -> CheckResult:
-    if (r := _needs_manifest(check_id, ctx)) or (r := _no_project(check_id, ctx)):
+    if (
+        (r := _needs_manifest(check_id, ctx))
+        or (r := _no_project(check_id, ctx))
+        or (r := _no_candidate_models(check_id, ctx))
+    ):
         return r
     tests = tests_by_model(ctx)
     by_name = {m.name: m for m in models(ctx)}
     covered, uncovered = [], []
-    for mdl in models(ctx):
+    for mdl in candidate_models(ctx):
         if mdl.layer == "intermediate":
             continue  # often ephemeral glue; the columns are judged where they land
         mtests = tests.get(mdl.uid, [])
@@ -980,21 +1016,24 @@ def accepted_values_coverage(ctx: StaticContext) -> CheckResult:
 @check("lint.undocumented_models", severity="warning")
 def undocumented_models(ctx: StaticContext) -> CheckResult:
     """Every model has a description (score: share of models documented)."""
-    if (r := _needs_manifest("lint.undocumented_models", ctx)) or (r := _no_project("lint.undocumented_models", ctx)):
+    cid = "lint.undocumented_models"
+    if (r := _needs_manifest(cid, ctx)) or (r := _no_project(cid, ctx)) or (r := _no_candidate_models(cid, ctx)):
         return r
-    findings = [_finding(ctx, m, f"{m.name} has no description") for m in models(ctx) if not m.description]
-    return _per_model_result("lint.undocumented_models", findings, len(models(ctx)), "models")
+    scope = candidate_models(ctx)
+    findings = [_finding(ctx, m, f"{m.name} has no description") for m in scope if not m.description]
+    return _per_model_result(cid, findings, len(scope), "models")
 
 
 @check("lint.undocumented_columns", severity="info")
 def undocumented_columns(ctx: StaticContext) -> CheckResult:
     """Share of model output columns (documented in YAML or selected in SQL) that have a description."""
-    if (r := _needs_manifest("lint.undocumented_columns", ctx)) or (r := _no_project("lint.undocumented_columns", ctx)):
+    cid = "lint.undocumented_columns"
+    if (r := _needs_manifest(cid, ctx)) or (r := _no_project(cid, ctx)) or (r := _no_candidate_models(cid, ctx)):
         return r
     documented: list[str] = []
     missing: dict[str, list[str]] = {}
     findings = []
-    for mdl in models(ctx):
+    for mdl in candidate_models(ctx):
         for col in _model_columns(ctx, mdl):
             desc = ((mdl.columns.get(col) or {}).get("description") or "").strip()
             if desc:

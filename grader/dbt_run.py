@@ -35,6 +35,7 @@ TARGET_NAME = "grader"
 SKIP_DIRS = frozenset({"dbt_packages", "target", ".venv", "node_modules", ".git"})
 PACKAGE_FILES = ("packages.yml", "dependencies.yml")
 LOG_TAIL_LINES = 40
+PARSE_STATE = "partial_parse.msgpack"
 TERM_GRACE_S = 5.0
 
 Progress = Callable[[str], None]
@@ -259,8 +260,13 @@ def run_dbt(
     log_path: Path,
     env_extra: dict[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
+    reuse_parse: bool = False,
 ) -> DbtInvocation:
     """Run one dbt command on the candidate's project, bounded in time and isolated.
+
+    `reuse_parse`: use the partial_parse.msgpack already in our private target folder
+    (written by an earlier command on the same, unchanged copy of the project) instead
+    of parsing every file again: about 5 s less per command.
 
     `args` is the subcommand and its own options (["build"], ["seed"], ...); the
     isolation flags are added here. dbt runs in its own process group so that a
@@ -281,7 +287,7 @@ def run_dbt(
         "--target-path", str(paths["target"]),
         "--log-path", str(paths["logs"]),
         "--no-use-colors",
-        "--no-partial-parse",  # every invocation parses the files as they are
+        "--partial-parse" if reuse_parse else "--no-partial-parse",
         "--no-version-check",  # a require-dbt-version pinned to the candidate's laptop is no error here
     ]
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
@@ -475,7 +481,7 @@ def build(
             project_dir, work_dir, [step],
             max(timeout_s - (time.monotonic() - started), 0.0),
             work_dir / f"dbt-{step}.log",
-            env_extra=env_extra, on_line=_progress_lines(progress, step),
+            env_extra=env_extra, on_line=_progress_lines(progress, step), reuse_parse=step == "build",
         )
         run.invocations.append(invocation)
         if invocation.timed_out:
@@ -507,8 +513,12 @@ def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list
     target = private_paths(private)["target"]
     shutil.rmtree(target, ignore_errors=True)
     write_profile(private, project_dir, warehouse_endpoint, project=project)
+    first_parse = private_paths(work_dir.resolve())["target"] / PARSE_STATE
+    if first_parse.is_file():  # the project copy is unchanged since build(): reuse its parse
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(first_parse, target / PARSE_STATE)
     invocation = run_dbt(project_dir, private, args, timeout_s, private / "dbt.log",
-                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint})
+                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}, reuse_parse=True)
     run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
                  timed_out=invocation.timed_out, duration_s=invocation.duration_s)
     if invocation.timed_out:

@@ -145,7 +145,7 @@ def workspace(tmp_path: Path, man: dict | None = None, files: dict[str, str] | N
         p = dbt / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(textwrap.dedent(text).strip() + "\n")
-    return StaticContext.build(tmp_path / "ws", dbt, man, None, commits=[])
+    return StaticContext.build(tmp_path / "ws", dbt, man, None, commits=[], starter_root=None)
 
 
 def run(rule: str, ctx: StaticContext):
@@ -723,8 +723,12 @@ def test_confirmed_at_converted_by_a_project_macro(tmp_path):
 
 
 def test_unchanged_handout_models_earn_no_coverage_or_docs_credit(tmp_path):
-    given = model("staging/stg_categories.sql", "select id as category_id, parent_id as parent_category_id from x",
-                  description="Categories.", columns={"category_id": "Id.", "parent_category_id": "Parent."})
+    given = model(
+        "staging/stg_categories.sql",
+        "select id as category_id, parent_id as parent_category_id from x",
+        description="Categories.",
+        columns={"category_id": "Id.", "parent_category_id": "Parent."},
+    )
     starter = tmp_path / "starter"
     (starter / "dbt" / "models" / "staging").mkdir(parents=True)
     (starter / "dbt" / "models" / "staging" / "stg_categories.sql").write_text(given["raw_code"])
@@ -735,8 +739,12 @@ def test_unchanged_handout_models_earn_no_coverage_or_docs_credit(tmp_path):
         res = run(rid, ctx)
         assert res.status == "fail" and res.score == 0.0 and "handed out" in res.message, rid
     # once the candidate adds their own model, it is what gets judged
-    mine = model("marts/dim_products.sql", "select product_id, category_id from {{ ref('stg_products') }}",
-                 description="Products.", columns={"product_id": "Id.", "category_id": "Category."})
+    mine = model(
+        "marts/dim_products.sql",
+        "select product_id, category_id from {{ ref('stg_products') }}",
+        description="Products.",
+        columns={"product_id": "Id.", "category_id": "Category."},
+    )
     ctx = workspace(tmp_path / "b", manifest(given, mine))
     ctx.starter_root = starter
     assert run("lint.undocumented_models", ctx).evidence["models_checked"] == 1
