@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import checks.dag  # noqa: F401  (registers dag.*)
@@ -13,7 +14,7 @@ from checks.static_context import StaticContext
 STATIC_FAMILIES = ("lint", "dag", "history")
 
 
-def static_context(snapshot: Any, dbt_run: Any) -> StaticContext:
+def static_context(snapshot: Any, dbt_run: Any, airflow_python: Path | None = None) -> StaticContext:
     manifest = dbt_run.manifest() if dbt_run is not None else None
     return StaticContext.build(
         snapshot.root,
@@ -21,9 +22,10 @@ def static_context(snapshot: Any, dbt_run: Any) -> StaticContext:
         manifest=manifest,
         compiled_dir=getattr(dbt_run, "compiled_dir", None),
         commits=[c.to_json() for c in snapshot.commits],
+        airflow_python=airflow_python,
     )
 
 
-def run_static_checks(snapshot: Any, dbt_run: Any) -> list[CheckResult]:
-    ctx = static_context(snapshot, dbt_run)
+def run_static_checks(snapshot: Any, dbt_run: Any, airflow_python: Path | None = None) -> list[CheckResult]:
+    ctx = static_context(snapshot, dbt_run, airflow_python)
     return [run_check(spec, ctx) for family in STATIC_FAMILIES for spec in specs(family)]

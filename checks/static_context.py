@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from grader.dbt_run import find_dbt_project
+
 # Folders never searched for DAGs, docs or models (tooling, vendored packages, build output).
 IGNORED_DIRS = frozenset(
     {
@@ -164,18 +166,6 @@ def read_text(path: Path) -> str | None:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-
-
-def find_dbt_project(root: Path) -> Path | None:
-    """`dbt/dbt_project.yml` first, else the shallowest dbt_project.yml under root."""
-    preferred = root / "dbt" / "dbt_project.yml"
-    if preferred.is_file():
-        return preferred.parent.resolve()
-    found = sorted(_walk(root, (".yml",)), key=lambda p: (len(p.parts), str(p)))
-    for p in found:
-        if p.name == "dbt_project.yml":
-            return p.parent.resolve()
-    return None
 
 
 def dbt_project_config(dbt_dir: Path) -> dict:

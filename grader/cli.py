@@ -74,6 +74,10 @@ def grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None,
                         choices=["dbt.idempotent", "tests.mutations", "dbt.generalises"],
                         help="run only these rebuilding checks (default: all three)")
+    parser.add_argument("--airflow-python", type=Path, default=None, metavar="PYTHON",
+                        help="off by default: also load the DAGs with Airflow's own DagBag using this interpreter "
+                             "(a venv with apache-airflow), in a separate, time-limited, network-less process. "
+                             "This EXECUTES the candidate's DAG code; the static dag.* checks never do")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="private work folder (default: a temporary folder, removed afterwards)")
     parser.add_argument("--keep-work-dir", action="store_true", help="keep the work folder for inspection")

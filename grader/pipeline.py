@@ -44,6 +44,7 @@ class Grading:
     timings: dict[str, float] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     work_dir: str | None = None
+    airflow_python: Path | None = None
     interrupted: bool = False
 
     def fail(self, stage: str, message: str) -> None:
@@ -91,7 +92,7 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     own_work_dir = args.work_dir is None
     work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    grading.notes, grading.work_dir = notes, str(work_dir)
+    grading.notes, grading.work_dir, grading.airflow_python = notes, str(work_dir), args.airflow_python
     started = time.monotonic()
     exit_code = EXIT_OK
     try:
@@ -217,7 +218,7 @@ def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
 
     started = time.monotonic()
     progress("static analysis of models, DAGs and history")
-    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run))
+    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python))
     grading.timings["static_checks_s"] = round(time.monotonic() - started, 3)
 
 
