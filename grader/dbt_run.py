@@ -305,19 +305,20 @@ def run_dbt(
             errors="replace",
             start_new_session=True,
         )
-        reader = threading.Thread(target=_pump, args=(proc, log, tail, on_line), daemon=True)
-        reader.start()
         timed_out = False
-        try:
+        reader = threading.Thread(target=_pump, args=(proc, log, tail, on_line), daemon=True)
+        try:  # from here on any interruption (Ctrl-C, SIGTERM turned into SystemExit) ends dbt's group
+            reader.start()
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc)
-        except KeyboardInterrupt:
+        except BaseException:
             _kill_group(proc)
             raise
         finally:
-            reader.join(timeout=TERM_GRACE_S)
+            if reader.is_alive():
+                reader.join(timeout=TERM_GRACE_S)
         if timed_out:
             log.write(f"\n[grader] dbt killed after the {round(timeout_s, 1):g} s timeout\n")
     return DbtInvocation(

@@ -97,11 +97,12 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     exit_code = EXIT_OK
     try:
         exit_code = _grade(grading, args, work_dir, progress)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         grading.interrupted = True
         grading.fail("run", "interrupted (Ctrl-C or SIGTERM): the grading did not finish")
         exit_code = 130
     finally:
+        reap_strays(work_dir)
         grading.timings["total_s"] = round(time.monotonic() - started, 3)
         from grader.report import write_reports
 
@@ -117,6 +118,30 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         elif args.keep_work_dir:
             print(f"work folder kept: {work_dir}", file=sys.stderr)
     return exit_code
+
+
+def reap_strays(work_dir: Path) -> list[int]:
+    """Kill any dbt still running on this grading's private profiles folder (its environment
+    holds DBT_PROFILES_DIR=<work_dir>/dbt...): the last guard against an interruption that
+    landed between starting dbt and registering it for cleanup."""
+    import os
+    import re
+    import signal
+
+    ours = re.compile(rb"(^|\0)DBT_PROFILES_DIR=" + re.escape(str(work_dir / "dbt").encode()) + rb"(/[^\0]*)?(\0|$)")
+    killed = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                if not ours.search(handle.read()):
+                    continue
+            os.kill(int(entry), signal.SIGKILL)
+            killed.append(int(entry))
+        except OSError:
+            continue
+    return killed
 
 
 def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress: Progress) -> int:

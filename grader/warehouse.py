@@ -10,7 +10,8 @@ Three kinds, one interface (`Warehouse`):
 * a URL: an emulator somebody already runs; the grader never stops it.
 
 Helpers below prepare the datasets and load the raw tables with load jobs
-(`load_table_from_file`: small `load_table_from_json` calls fail on bqemulator).
+(`load_table_from_file`: small `load_table_from_json` calls fail on bqemulator); `connect`,
+`append_table` and `deduplicate` serve the Airbyte destination (destination_bigquery_emulator).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from google.api_core.client_options import ClientOptions
-from google.api_core.exceptions import GoogleAPIError
+from google.api_core.exceptions import GoogleAPIError, NotFound
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
@@ -331,6 +332,89 @@ def load_table(client: bigquery.Client, dataset: str, table: str, schema: list[t
 def query(client: bigquery.Client, sql: str) -> list[dict[str, Any]]:
     """Run `sql`; the rows as plain dicts (column -> Python value) in result order."""
     return [dict(row.items()) for row in client.query(sql).result()]
+
+
+def connect(endpoint: str, project: str = RAW_PROJECT, timeout: float = 5.0) -> bigquery.Client:
+    """A client for the emulator at `endpoint` once its datasets list answers.
+
+    Fails within `timeout` with the reason (refused, unknown host, HTTP status), where the
+    client itself would retry a dead endpoint for minutes.
+    """
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise WarehouseError(f"emulator endpoint {endpoint!r} must look like http://HOST:PORT")
+    endpoint = endpoint.rstrip("/")
+    url = f"{endpoint}/bigquery/v2/projects/{project}/datasets"
+    opener = _NO_PROXY if parsed.hostname in (_LOOPBACK, "localhost") else urllib.request.build_opener()
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            response.read()
+    except OSError as exc:  # URLError (refused, unknown host), HTTPError, timeout
+        reason = getattr(exc, "reason", None) or exc
+        raise WarehouseError(f"no BigQuery emulator answers at {endpoint} (GET {url}: {reason}); "
+                             f"is it running, and does it serve project {project!r}?") from exc
+    return bigquery.Client(project, credentials=AnonymousCredentials(),
+                           client_options=ClientOptions(api_endpoint=endpoint))
+
+
+# Legacy SQL names some emulators report in a table's schema.
+_STANDARD_TYPES = {"INTEGER": "INT64", "BOOLEAN": "BOOL", "FLOAT": "FLOAT64"}
+
+
+def append_table(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],
+                 ndjson: bytes) -> int:
+    """Append newline-delimited JSON to `dataset.table`, creating it with `schema` if missing; rows appended.
+
+    An existing table must have the same columns and types (in any order): the emulator would
+    drop unknown fields silently. Values as for `load_table`; the count is checked the same way.
+    """
+    unknown = sorted({t for _, t in schema} - BQ_TYPES)
+    if unknown:
+        raise ValueError(f"{dataset}.{table}: unsupported column types {unknown}; use {sorted(BQ_TYPES)}")
+    table_id = f"{client.project}.{dataset}.{table}"
+    fields = [bigquery.SchemaField(name, bq_type) for name, bq_type in schema]
+    expected = sum(1 for line in ndjson.splitlines() if line.strip())
+    try:
+        try:
+            existing = client.get_table(table_id)
+        except NotFound:
+            existing = client.create_table(bigquery.Table(table_id, schema=fields))
+        found = {f.name: _STANDARD_TYPES.get(f.field_type, f.field_type) for f in existing.schema}
+        if found != dict(schema):
+            raise WarehouseError(f"{dataset}.{table} has the columns {sorted(found.items())}, the rows to append "
+                                 f"{sorted(schema)}: replace the table (a full refresh) or drop it")
+        if not expected:  # an empty upload fails on the emulator (HTTP 308)
+            return 0
+        before = query(client, f"SELECT COUNT(*) AS n FROM `{table_id}`")[0]["n"]
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=fields,
+                                        write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+        client.load_table_from_file(io.BytesIO(ndjson), table_id, job_config=config).result()
+        appended = query(client, f"SELECT COUNT(*) AS n FROM `{table_id}`")[0]["n"] - before
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"appending to {dataset}.{table} failed: {exc}") from exc
+    if appended != expected:
+        raise WarehouseError(f"appending to {dataset}.{table}: {appended} rows arrived, {expected} in the file")
+    return appended
+
+
+def deduplicate(client: bigquery.Client, dataset: str, table: str, key: list[str], latest_by: list[str],
+                row_id: str) -> int:
+    """Keep one row per `key`: the one with the greatest `latest_by` values (compared in order, NULL
+    lowest); rows deleted. `row_id` must be unique per row (Airbyte's `_airbyte_raw_id`)."""
+    names = [*key, *latest_by, row_id]
+    if not key or not latest_by or any(not n or "`" in n for n in names):
+        raise ValueError(f"{dataset}.{table}: bad key {key!r}, ordering {latest_by!r} or row id {row_id!r}")
+    table_id = f"`{client.project}.{dataset}.{table}`"
+    partition = ", ".join(f"`{n}`" for n in key)
+    order = ", ".join(f"`{n}` DESC NULLS LAST" for n in latest_by)
+    sql = (f"DELETE FROM {table_id} WHERE `{row_id}` NOT IN (SELECT `{row_id}` FROM (SELECT `{row_id}`, "
+           f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) AS _row FROM {table_id}) WHERE _row = 1)")
+    try:
+        job = client.query(sql)
+        job.result()
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"deduplicating {dataset}.{table} failed: {exc}") from exc
+    return job.num_dml_affected_rows or 0
 
 
 def _emulator_home(cache_dir: Path) -> Path:

@@ -1,0 +1,501 @@
+"""The grading warehouse: a BigQuery emulator the candidate's dbt project runs against.
+
+Three kinds, one interface (`Warehouse`):
+
+* ``embedded`` (default): a bqemulator process the grader starts on free loopback ports and
+  always stops, with no Docker engine and no network (the DuckDB spatial extension it
+  installs at start comes from the duckdb-extension-spatial wheel, copied into the
+  process's own HOME).
+* ``docker``: the exercise environment's own goccy emulator image, through a Docker engine.
+* a URL: an emulator somebody already runs; the grader never stops it.
+
+Helpers below prepare the datasets and load the raw tables with load jobs
+(`load_table_from_file`: small `load_table_from_json` calls fail on bqemulator); `connect`,
+`append_table` and `deduplicate` serve the Airbyte destination (destination_bigquery_emulator).
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import importlib.metadata
+import importlib.resources
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Literal
+
+from google.api_core.client_options import ClientOptions
+from google.api_core.exceptions import GoogleAPIError, NotFound
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+
+from grader.dataset.schema import DATASETS, RAW_PROJECT
+
+# The exercise environment pins this image (0.7+ broke QUALIFY upstream; 0.6.x is amd64 only).
+DOCKER_IMAGE = "ghcr.io/goccy/bigquery-emulator:0.6.6"
+BQ_TYPES = frozenset({"STRING", "INT64", "NUMERIC", "BOOL", "TIMESTAMP", "DATETIME", "JSON", "DATE", "FLOAT64"})
+SPECS_HELP = "'embedded' (default), 'docker', or an emulator URL such as http://127.0.0.1:9050"
+
+_LOOPBACK = "127.0.0.1"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback must never go through a proxy
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse could not be started, reached or loaded (the CLI exits with 3)."""
+
+
+class Warehouse(ABC):
+    """A BigQuery REST endpoint holding project `project`; use it as a context manager."""
+
+    kind: Literal["embedded", "docker", "url"]
+    endpoint: str  # http(s)://host:port — dbt-bigquery needs the scheme
+    project: str = RAW_PROJECT
+    versions: dict[str, str]
+
+    def client(self) -> bigquery.Client:
+        """A client for this endpoint; emulators take any (anonymous) credentials."""
+        return bigquery.Client(self.project, credentials=AnonymousCredentials(),
+                               client_options=ClientOptions(api_endpoint=self.endpoint))
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release what this object started (idempotent)."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class EmbeddedEmulator(Warehouse):
+    """A bqemulator subprocess in its own process group, stopped on stop(), exit, Ctrl-C or SIGTERM.
+
+    It gets a scrubbed environment and HOME = `cache_dir`/bqemulator-home (where DuckDB looks
+    for the spatial extension), so nothing from the grader's environment or the user's
+    ~/.duckdb changes its behaviour. Its output goes to `log_path` (a temporary file, removed
+    on stop, when None); the log's tail is in every start error.
+    """
+
+    kind = "embedded"
+
+    def __init__(self, cache_dir: Path, log_path: Path | None = None, *, start_timeout: float = 60.0,
+                 stop_timeout: float = 5.0):
+        started = time.perf_counter()
+        self.stop_timeout = stop_timeout
+        self.home = _emulator_home(Path(cache_dir))
+        self.versions = {"emulator": f"bqemulator {_dist_version('bqemulator')}",
+                         "duckdb": _dist_version("duckdb")}
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="bqemulator-", suffix=".log", dir=cache_dir)
+            os.close(fd)
+            self.log_path, self._remove_log = Path(name), True
+        else:
+            self.log_path, self._remove_log = Path(log_path), False
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        rest_port, grpc_port = _free_ports(2)
+        self.endpoint = f"http://{_LOOPBACK}:{rest_port}"
+        command = [sys.executable, "-m", "bqemulator", "start",
+                   "--rest-host", _LOOPBACK, "--rest-port", str(rest_port),
+                   "--grpc-host", _LOOPBACK, "--grpc-port", str(grpc_port), "--project", self.project]
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(self.home / "tmp"),  # load-job upload staging lands here
+            # The avro extension is optional and would be downloaded at every start (≈1 s offline, network online).
+            "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+        }
+        with open(self.log_path, "wb") as log:
+            self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=self.home, start_new_session=True, preexec_fn=_die_with_parent_fn())
+        atexit.register(self.stop)
+        try:
+            self._wait_healthy(start_timeout)
+        except BaseException:  # WarehouseError, and Ctrl-C during start: never leave it running
+            self.stop(remove_log=False)
+            raise
+        self.start_seconds = time.perf_counter() - started
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self._process.poll()
+            if code is not None:
+                raise WarehouseError(f"the embedded BigQuery emulator exited with status {code} while starting "
+                                     f"(log {self.log_path}):\n{_tail(self.log_path)}")
+            if _get_json(f"{self.endpoint}/healthz", timeout=1.0) is not None:
+                return
+            if time.monotonic() > deadline:
+                raise WarehouseError(f"the embedded BigQuery emulator did not answer {self.endpoint}/healthz within "
+                                     f"{timeout:.0f} s (log {self.log_path}):\n{_tail(self.log_path)}")
+            time.sleep(0.1)
+
+    def stop(self, remove_log: bool = True) -> None:
+        """SIGTERM the process group, SIGKILL it after `stop_timeout` s (or if interrupted meanwhile)."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        atexit.unregister(self.stop)
+        try:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if process.poll() is None:  # not yet reaped, so the group id cannot have been reused
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if remove_log and self._remove_log:
+            self.log_path.unlink(missing_ok=True)
+
+
+class DockerEmulator(Warehouse):
+    """The exercise's goccy emulator image in a container on a loopback port; removed on stop."""
+
+    kind = "docker"
+
+    def __init__(self, image: str = DOCKER_IMAGE, log_path: Path | None = None, *, start_timeout: float = 120.0):
+        import docker
+        import docker.errors
+
+        started = time.perf_counter()
+        self.versions = {"emulator": image}
+        self.log_path = log_path
+        try:
+            self._docker = docker.from_env()
+            self._docker.ping()
+        except docker.errors.DockerException as exc:  # no socket, engine stopped, no permission
+            raise WarehouseError(f"no Docker engine reachable: {exc}; use the default embedded warehouse "
+                                 f"or --warehouse URL") from exc
+        try:
+            try:
+                self._docker.images.get(image)
+            except docker.errors.ImageNotFound:
+                self._docker.images.pull(image, platform="linux/amd64")
+            # create, then start: a container that fails to start is still ours to remove
+            self._container = self._docker.containers.create(
+                image, ["--project", self.project, "--port", "9050"], platform="linux/amd64",
+                ports={"9050/tcp": (_LOOPBACK, None)}, labels={"de-exercise-grader": "warehouse"})
+        except docker.errors.DockerException as exc:
+            raise WarehouseError(f"could not create a container from {image}: {exc}") from exc
+        atexit.register(self.stop)
+        try:
+            self._container.start()
+            self._container.reload()
+            host_port = self._container.ports["9050/tcp"][0]["HostPort"]
+            self.endpoint = f"http://{_LOOPBACK}:{host_port}"
+            self._wait_healthy(start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.perf_counter() - started
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not _api_answers(self.endpoint, self.project, timeout=2.0):
+            self._container.reload()
+            if self._container.status not in ("created", "running"):
+                raise WarehouseError(f"the emulator container exited while starting:\n"
+                                     f"{self._container.logs(tail=30).decode(errors='replace')}")
+            if time.monotonic() > deadline:
+                raise WarehouseError(f"the emulator container did not answer at {self.endpoint} within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Keep the container's output in `log_path`, then remove the container (idempotent)."""
+        import docker.errors
+
+        container, self._container = self._container, None
+        if container is None:
+            return
+        atexit.unregister(self.stop)
+        try:
+            if self.log_path is not None:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                self.log_path.write_bytes(container.logs())
+            container.remove(force=True)
+        except docker.errors.DockerException as exc:
+            raise WarehouseError(f"could not remove the emulator container {container.short_id}: {exc}") from exc
+
+
+class UrlWarehouse(Warehouse):
+    """An emulator that is already running at `url`; the grader uses it and never stops it."""
+
+    kind = "url"
+
+    def __init__(self, url: str, *, timeout: float = 5.0):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise WarehouseError(f"warehouse URL {url!r} must look like http://HOST:PORT "
+                                 f"(dbt-bigquery needs the scheme)")
+        self.endpoint = url.rstrip("/")
+        if not _api_answers(self.endpoint, self.project, timeout):
+            raise WarehouseError(f"no BigQuery emulator answers at {self.endpoint} (GET .../bigquery/v2/projects/"
+                                 f"{self.project}/datasets failed); start it or use the default embedded warehouse")
+        health = _get_json(f"{self.endpoint}/healthz", timeout=timeout)
+        version = health.get("version") if isinstance(health, dict) else None
+        self.versions = {"emulator": str(version) if version else "unknown"}
+
+    def stop(self) -> None:
+        """Nothing to do: the server is not ours."""
+
+
+def open_warehouse(spec: str | None, cache_dir: Path, log_dir: Path) -> Warehouse:
+    """The warehouse named by --warehouse: None/'embedded', 'docker' or an http(s) URL."""
+    if spec is None or spec == "embedded":
+        return EmbeddedEmulator(cache_dir, log_dir / "bqemulator.log")
+    if spec == "docker":
+        return DockerEmulator(log_path=log_dir / "bigquery-emulator.log")
+    if spec.startswith(("http://", "https://")):
+        return UrlWarehouse(spec)
+    raise WarehouseError(f"unknown warehouse {spec!r}: use {SPECS_HELP}")
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM into SystemExit so `with` blocks and atexit stop the emulator (main thread only).
+
+    Ctrl-C needs nothing: it already raises KeyboardInterrupt, and the emulator, in its own
+    session, never sees the terminal's SIGINT, so the grader stops it in order.
+    """
+    def _exit(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def prepare_datasets(client: bigquery.Client, datasets: tuple[str, ...] = DATASETS) -> list[str]:
+    """Drop every dataset of the project (candidates may use custom schemas), create `datasets` empty.
+
+    Returns the dataset ids that were dropped, sorted.
+    """
+    try:
+        dropped = sorted(d.dataset_id for d in client.list_datasets(client.project))
+        for dataset_id in dropped:
+            client.delete_dataset(f"{client.project}.{dataset_id}", delete_contents=True, not_found_ok=True)
+        for dataset_id in datasets:
+            client.create_dataset(f"{client.project}.{dataset_id}")
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"could not reset the warehouse's datasets: {exc}") from exc
+    return dropped
+
+
+def load_table(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],
+               ndjson: bytes) -> int:
+    """(Re)create `dataset.table` with `schema` and load newline-delimited JSON; rows in the table.
+
+    Values as bqemulator 1.4.0 loads them exactly (tests/test_warehouse.py measures each):
+    NUMERIC as a decimal string ("12.34"); TIMESTAMP as "2025-03-09T07:30:00Z",
+    "2025-03-09 07:30:00+00:00" (any offset, fractions to the microsecond; no zone = UTC);
+    DATETIME as "2025-03-09 02:30:00" or "...T02:30:00.5"; DATE "2025-03-09"; JSON as the JSON
+    value itself (an object stays an object; a JSON-encoded string stays a JSON *string*).
+    The row count is checked with COUNT(*): the emulator ignores unknown fields silently.
+    """
+    unknown = sorted({t for _, t in schema} - BQ_TYPES)
+    if unknown:
+        raise ValueError(f"{dataset}.{table}: unsupported column types {unknown}; use {sorted(BQ_TYPES)}")
+    table_id = f"{client.project}.{dataset}.{table}"
+    fields = [bigquery.SchemaField(name, bq_type) for name, bq_type in schema]
+    expected = sum(1 for line in ndjson.splitlines() if line.strip())
+    try:
+        client.delete_table(table_id, not_found_ok=True)
+        client.create_table(bigquery.Table(table_id, schema=fields))
+        if expected:  # an empty upload fails on the emulator (HTTP 308); the empty table is the result
+            config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=fields)
+            client.load_table_from_file(io.BytesIO(ndjson), table_id, job_config=config).result()
+        loaded = query(client, f"SELECT COUNT(*) AS n FROM `{table_id}`")[0]["n"]
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"loading {dataset}.{table} failed: {exc}") from exc
+    if loaded != expected:
+        raise WarehouseError(f"loading {dataset}.{table}: {loaded} rows in the table, {expected} in the file")
+    return loaded
+
+
+def query(client: bigquery.Client, sql: str) -> list[dict[str, Any]]:
+    """Run `sql`; the rows as plain dicts (column -> Python value) in result order."""
+    return [dict(row.items()) for row in client.query(sql).result()]
+
+
+def connect(endpoint: str, project: str = RAW_PROJECT, timeout: float = 5.0) -> bigquery.Client:
+    """A client for the emulator at `endpoint` once its datasets list answers.
+
+    Fails within `timeout` with the reason (refused, unknown host, HTTP status), where the
+    client itself would retry a dead endpoint for minutes.
+    """
+    parsed = urllib.parse.urlsplit(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise WarehouseError(f"emulator endpoint {endpoint!r} must look like http://HOST:PORT")
+    endpoint = endpoint.rstrip("/")
+    url = f"{endpoint}/bigquery/v2/projects/{project}/datasets"
+    opener = _NO_PROXY if parsed.hostname in (_LOOPBACK, "localhost") else urllib.request.build_opener()
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            response.read()
+    except OSError as exc:  # URLError (refused, unknown host), HTTPError, timeout
+        reason = getattr(exc, "reason", None) or exc
+        raise WarehouseError(f"no BigQuery emulator answers at {endpoint} (GET {url}: {reason}); "
+                             f"is it running, and does it serve project {project!r}?") from exc
+    return bigquery.Client(project, credentials=AnonymousCredentials(),
+                           client_options=ClientOptions(api_endpoint=endpoint))
+
+
+# Legacy SQL names some emulators report in a table's schema.
+_STANDARD_TYPES = {"INTEGER": "INT64", "BOOLEAN": "BOOL", "FLOAT": "FLOAT64"}
+
+
+def append_table(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],
+                 ndjson: bytes) -> int:
+    """Append newline-delimited JSON to `dataset.table`, creating it with `schema` if missing; rows appended.
+
+    An existing table must have the same columns and types (in any order): the emulator would
+    drop unknown fields silently. Values as for `load_table`; the count is checked the same way.
+    """
+    unknown = sorted({t for _, t in schema} - BQ_TYPES)
+    if unknown:
+        raise ValueError(f"{dataset}.{table}: unsupported column types {unknown}; use {sorted(BQ_TYPES)}")
+    table_id = f"{client.project}.{dataset}.{table}"
+    fields = [bigquery.SchemaField(name, bq_type) for name, bq_type in schema]
+    expected = sum(1 for line in ndjson.splitlines() if line.strip())
+    try:
+        try:
+            existing = client.get_table(table_id)
+        except NotFound:
+            existing = client.create_table(bigquery.Table(table_id, schema=fields))
+        found = {f.name: _STANDARD_TYPES.get(f.field_type, f.field_type) for f in existing.schema}
+        if found != dict(schema):
+            raise WarehouseError(f"{dataset}.{table} has the columns {sorted(found.items())}, the rows to append "
+                                 f"{sorted(schema)}: replace the table (a full refresh) or drop it")
+        if not expected:  # an empty upload fails on the emulator (HTTP 308)
+            return 0
+        before = query(client, f"SELECT COUNT(*) AS n FROM `{table_id}`")[0]["n"]
+        config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON, schema=fields,
+                                        write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+        client.load_table_from_file(io.BytesIO(ndjson), table_id, job_config=config).result()
+        appended = query(client, f"SELECT COUNT(*) AS n FROM `{table_id}`")[0]["n"] - before
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"appending to {dataset}.{table} failed: {exc}") from exc
+    if appended != expected:
+        raise WarehouseError(f"appending to {dataset}.{table}: {appended} rows arrived, {expected} in the file")
+    return appended
+
+
+def deduplicate(client: bigquery.Client, dataset: str, table: str, key: list[str], latest_by: list[str],
+                row_id: str) -> int:
+    """Keep one row per `key`: the one with the greatest `latest_by` values (compared in order, NULL
+    lowest); rows deleted. `row_id` must be unique per row (Airbyte's `_airbyte_raw_id`)."""
+    names = [*key, *latest_by, row_id]
+    if not key or not latest_by or any(not n or "`" in n for n in names):
+        raise ValueError(f"{dataset}.{table}: bad key {key!r}, ordering {latest_by!r} or row id {row_id!r}")
+    table_id = f"`{client.project}.{dataset}.{table}`"
+    partition = ", ".join(f"`{n}`" for n in key)
+    order = ", ".join(f"`{n}` DESC NULLS LAST" for n in latest_by)
+    sql = (f"DELETE FROM {table_id} WHERE `{row_id}` NOT IN (SELECT `{row_id}` FROM (SELECT `{row_id}`, "
+           f"ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) AS _row FROM {table_id}) WHERE _row = 1)")
+    try:
+        job = client.query(sql)
+        job.result()
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"deduplicating {dataset}.{table} failed: {exc}") from exc
+    return job.num_dml_affected_rows or 0
+
+
+def _emulator_home(cache_dir: Path) -> Path:
+    """HOME for bqemulator, holding the spatial extension where DuckDB's INSTALL finds it offline."""
+    import duckdb
+
+    version = f"v{_dist_version('duckdb')}"
+    wheel = Path(str(importlib.resources.files("duckdb_extension_spatial")))
+    source = wheel / "extensions" / version / "spatial.duckdb_extension"
+    if not source.is_file():
+        raise WarehouseError(f"{source} is missing: the duckdb-extension-spatial wheel must match duckdb {version}")
+    home = cache_dir / "bqemulator-home"
+    platform = duckdb.connect().execute("PRAGMA platform").fetchone()[0]
+    target = home / ".duckdb" / "extensions" / version / platform / source.name
+    if not target.is_file() or target.stat().st_size != source.stat().st_size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)  # atomic: a concurrent start never sees half a file
+    (home / "tmp").mkdir(exist_ok=True)
+    return home
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise WarehouseError(f"{name} is not installed: the embedded warehouse needs bqemulator, duckdb "
+                             f"and duckdb-extension-spatial (see pyproject.toml)") from exc
+
+
+def _free_ports(count: int) -> list[int]:
+    """Distinct loopback ports free right now (bound together so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((_LOOPBACK, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _die_with_parent_fn() -> Any:
+    """On Linux, a preexec function asking the kernel to SIGTERM the child when the grader dies.
+
+    Covers what atexit cannot: the grader being SIGKILLed. Elsewhere, None. The kernel ties the
+    signal to the spawning *thread*, and preexec functions are unsafe in threaded parents: start
+    the emulator from the main thread before any other thread exists (the pipeline does).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def _preexec() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the grader died before prctl took effect
+            os._exit(1)
+
+    return _preexec
+
+
+def _get_json(url: str, timeout: float) -> Any:
+    """The JSON body of a 200 answer to GET `url`, or None when there is no such answer."""
+    loopback = urllib.parse.urlsplit(url).hostname in (_LOOPBACK, "localhost")
+    opener = _NO_PROXY if loopback else urllib.request.build_opener()
+    try:
+        with opener.open(url, timeout=timeout) as response:
+            return json.loads(response.read() or b"null") if response.status == 200 else None
+    except (OSError, ValueError):  # URLError, refused, reset, timeout, not JSON
+        return None
+
+
+def _api_answers(endpoint: str, project: str, timeout: float) -> bool:
+    """Whether the BigQuery datasets list answers: every emulator serves it, /healthz only bqemulator."""
+    return _get_json(f"{endpoint}/bigquery/v2/projects/{project}/datasets", timeout) is not None
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"
