@@ -214,3 +214,10 @@ def test_committed_postgres_init_equals_a_fresh_generation():
             assert gzip.decompress(on_disk) == gzip.decompress(content), name
         else:
             assert on_disk == content, name
+
+
+def test_instructions_state_the_canonical_extraction_time():
+    """Candidates who sync themselves get today's _airbyte_extracted_at; the instructions name the snapshot's."""
+    extracted = generate(CANONICAL_SEED, "small").extracted_at
+    instructions = (REPO / "environment" / "docs" / "EXERCISE_INSTRUCTIONS.md").read_text()
+    assert extracted.strftime("%Y-%m-%d %H:%M:%S UTC") in instructions
