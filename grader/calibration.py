@@ -34,11 +34,26 @@ class Solution:
     overlay: str | None
     expected: tuple[str, ...]
     why: str
+    base: str | None = None
+    remove: tuple[str, ...] = ()
 
 
 def load_solutions(path: Path = CALIBRATION_DIR / "solutions.yaml") -> list[Solution]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [Solution(s["name"], s.get("overlay"), tuple(s["expected"]), s.get("why", "")) for s in data["solutions"]]
+    return [Solution(s["name"], s.get("overlay"), tuple(s["expected"]), s.get("why", ""), s.get("base"),
+                     tuple(s.get("remove", ()))) for s in data["solutions"]]
+
+
+def overlay_files(solution: Solution, overlay_root: Path) -> dict[str, Path]:
+    """Relative path -> file for a solution: its base's files less `remove`, then its own on top."""
+    files: dict[str, Path] = {}
+    for folder in ([solution.base] if solution.base else []) + ([solution.overlay] if solution.overlay else []):
+        root = overlay_root / folder
+        if folder == solution.overlay:
+            files = {rel: path for rel, path in files.items()
+                     if not any(rel == r or rel.startswith(r.rstrip("/") + "/") for r in solution.remove)}
+        files.update({p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()})
+    return files
 
 
 def _commit(repo: git.Repo, message: str, when: datetime) -> None:
@@ -54,26 +69,23 @@ def materialise(solution: Solution, into: Path, overlay_root: Path = CALIBRATION
     shutil.copytree(STARTER_DIR, workspace, ignore=shutil.ignore_patterns(*STARTER_EXCLUDES, "target", "logs"))
     repo = git.Repo.init(workspace, initial_branch="main")
     _commit(repo, "Starter repository as handed over", SESSION_START)
-    if solution.overlay:
-        overlay = overlay_root / solution.overlay
-        steps = sorted(p for p in overlay.rglob("*") if p.is_file())
-        groups: dict[str, list[Path]] = {}
-        for path in steps:
-            rel = path.relative_to(overlay)
-            key = "/".join(rel.parts[:3]) if rel.parts[0] == "dbt" else rel.parts[0]
-            groups.setdefault(key, []).append(path)
-        for number, (group, files) in enumerate(sorted(groups.items(), key=_session_order), start=1):
-            for path in files:
-                target = workspace / path.relative_to(overlay)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
-            _commit(repo, f"Add {group}: {', '.join(sorted(p.name for p in files))[:120]}",
-                    SESSION_START + number * COMMIT_GAP)
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for rel, path in overlay_files(solution, overlay_root).items():
+        parts = rel.split("/")
+        key = "/".join(parts[:3]) if parts[0] == "dbt" else parts[0]
+        groups.setdefault(key, []).append((rel, path))
+    for number, (group, files) in enumerate(sorted(groups.items(), key=_session_order), start=1):
+        for rel, path in files:
+            target = workspace / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        _commit(repo, f"Add {group}: {', '.join(sorted(Path(rel).name for rel, _ in files))[:120]}",
+                SESSION_START + number * COMMIT_GAP)
     repo.close()
     return workspace
 
 
-def _session_order(item: tuple[str, list[Path]]) -> tuple[int, str]:
+def _session_order(item: tuple[str, list[tuple[str, Path]]]) -> tuple[int, str]:
     """A plausible order of work: docs of discovery first, then staging, tests, marts, DAG, docs."""
     group = item[0]
     order = ["docs", "dbt/models/staging", "dbt/tests", "dbt/macros", "dbt/models/intermediate",
