@@ -49,6 +49,13 @@ class Progress:
             print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+def warehouse_spec(value: str) -> str:
+    """'embedded', 'docker' or an http(s) URL; anything else is a usage error (exit 2)."""
+    if value in ("embedded", "docker") or value.startswith(("http://", "https://")):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use 'embedded', 'docker' or an emulator URL (http://HOST:PORT)")
+
+
 def grade_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,7 +63,7 @@ def grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("reports"),
                         help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
     parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
-    parser.add_argument("--warehouse", default="embedded", metavar="SPEC",
+    parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
                         help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
                              "goccy emulator via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
     parser.add_argument("--scale", default="default", choices=["small", "default"],
@@ -67,7 +74,7 @@ def grade_parser() -> argparse.ArgumentParser:
                         help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
                              "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
     parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
-                        help="time limit for each dbt invocation (default: 900)")
+                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900)")
     parser.add_argument("--quick", action="store_true",
                         help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
                              "dbt.generalises): one dbt build instead of about ten")

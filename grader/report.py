@@ -63,7 +63,7 @@ def report_json(grading: Any) -> dict[str, Any]:
         "environment": {"warehouse": grading.warehouse.get("warehouse"), "versions": all_versions},
         "dbt": dbt,
         "checks": checks,
-        "rubric": score(checks, grading.notes),
+        "rubric": {**score(checks, grading.notes), "provisional": bool(grading.errors)},
         "timings": dict(sorted(grading.timings.items())),
     }
     return _scrub(report, grading.work_dir)

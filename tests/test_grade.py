@@ -139,3 +139,16 @@ def test_interrupted_grading_leaves_no_process_and_still_writes_a_report(tmp_pat
     report = json.loads((tmp_path / "out" / "exemplary" / "report.json").read_text())
     assert report["status"] == "incomplete"
     assert any("interrupted" in e["message"] for e in report["errors"])
+
+
+def test_a_warehouse_that_cannot_start_exits_3_with_a_report(tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(REPO / "environment", ws, ignore=shutil.ignore_patterns("postgres"))
+    result = grade([str(ws), "--out", str(tmp_path / "out"), "--warehouse", "docker", "--quick", "--quiet"])
+    assert result.returncode == 3, result.stderr
+    report = json.loads((tmp_path / "out" / "ws" / "report.json").read_text())
+    assert report["status"] == "incomplete" and report["rubric"]["provisional"] is True
+    assert "no Docker engine reachable" in report["errors"][0]["message"]
+    assert any(c["id"].startswith("lint.") for c in report["checks"])  # the static analysis still ran
+    bad = grade([str(ws), "--warehouse", "nonsense"])
+    assert bad.returncode == 2 and "use 'embedded', 'docker' or an emulator URL" in bad.stderr
