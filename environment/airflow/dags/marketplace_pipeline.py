@@ -17,7 +17,7 @@ with DAG(
     catchup=False,
     tags=["marketplace"],
 ):
-    # TODO: this does not talk to Airbyte at all.
+    # Simulated: this does not talk to Airbyte at all.
     airbyte_sync = BashOperator(
         task_id="airbyte_sync",
         bash_command="echo 'Starting Airbyte sync...' && sleep 30 && echo 'Airbyte sync done'",

@@ -298,6 +298,18 @@ def prepare_datasets(client: bigquery.Client, datasets: tuple[str, ...] = DATASE
     return dropped
 
 
+def _load_job_parts(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],
+                    ndjson: bytes) -> tuple[str, list[bigquery.SchemaField], int]:
+    """(table id, schema fields, rows in the file) for a load, refusing types the emulator cannot hold."""
+    unknown = sorted({t for _, t in schema} - BQ_TYPES)
+    if unknown:
+        raise ValueError(f"{dataset}.{table}: unsupported column types {unknown}; use {sorted(BQ_TYPES)}")
+    table_id = f"{client.project}.{dataset}.{table}"
+    fields = [bigquery.SchemaField(name, bq_type) for name, bq_type in schema]
+    expected = sum(1 for line in ndjson.splitlines() if line.strip())
+    return table_id, fields, expected
+
+
 def load_table(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],
                ndjson: bytes) -> int:
     """(Re)create `dataset.table` with `schema` and load newline-delimited JSON; rows in the table.
@@ -309,12 +321,7 @@ def load_table(client: bigquery.Client, dataset: str, table: str, schema: list[t
     value itself (an object stays an object; a JSON-encoded string stays a JSON *string*).
     The row count is checked with COUNT(*): the emulator ignores unknown fields silently.
     """
-    unknown = sorted({t for _, t in schema} - BQ_TYPES)
-    if unknown:
-        raise ValueError(f"{dataset}.{table}: unsupported column types {unknown}; use {sorted(BQ_TYPES)}")
-    table_id = f"{client.project}.{dataset}.{table}"
-    fields = [bigquery.SchemaField(name, bq_type) for name, bq_type in schema]
-    expected = sum(1 for line in ndjson.splitlines() if line.strip())
+    table_id, fields, expected = _load_job_parts(client, dataset, table, schema, ndjson)
     try:
         client.delete_table(table_id, not_found_ok=True)
         client.create_table(bigquery.Table(table_id, schema=fields))
@@ -368,12 +375,7 @@ def append_table(client: bigquery.Client, dataset: str, table: str, schema: list
     An existing table must have the same columns and types (in any order): the emulator would
     drop unknown fields silently. Values as for `load_table`; the count is checked the same way.
     """
-    unknown = sorted({t for _, t in schema} - BQ_TYPES)
-    if unknown:
-        raise ValueError(f"{dataset}.{table}: unsupported column types {unknown}; use {sorted(BQ_TYPES)}")
-    table_id = f"{client.project}.{dataset}.{table}"
-    fields = [bigquery.SchemaField(name, bq_type) for name, bq_type in schema]
-    expected = sum(1 for line in ndjson.splitlines() if line.strip())
+    table_id, fields, expected = _load_job_parts(client, dataset, table, schema, ndjson)
     try:
         try:
             existing = client.get_table(table_id)
