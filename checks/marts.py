@@ -40,7 +40,7 @@ class ResultContext:
     manifest: dict[str, Any] | None
     truth: dict[str, Any]
     label: str = "canonical"
-    _cache: dict[tuple[str, tuple[str, ...]], Mart] = field(default_factory=dict)
+    _cache: dict[tuple[str, tuple[str, ...], str], Mart] = field(default_factory=dict)
 
     @property
     def extracted_at(self) -> datetime:

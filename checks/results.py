@@ -85,8 +85,12 @@ def payments_dedup(ctx: ResultContext) -> CheckResult:
         problems.append(f"USD total {total} differs from {expected_total}")
     score = exactly_once / len(truth) * (1.0 if not extra else 0.5)
     ok = not problems and not staging_note
-    message = ("one row per event_id: " f"{len(truth)} events, USD total {expected_total}" if ok
-               else "; ".join(problems) + staging_note if problems else staging_note.lstrip("; "))
+    if ok:
+        message = f"one row per event_id: {len(truth)} events, USD total {expected_total}"
+    elif problems:
+        message = "; ".join(problems) + staging_note
+    else:
+        message = staging_note.lstrip("; ")
     return _verdict(check_id, score if not staging_note else score * 0.9, ok, message, evidence)
 
 
