@@ -107,7 +107,7 @@ class EmbeddedEmulator(Warehouse):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         rest_port, grpc_port = _free_ports(2)
         self.endpoint = f"http://{_LOOPBACK}:{rest_port}"
-        command = [sys.executable, "-m", "bqemulator", "start",
+        command = [sys.executable, "-m", "exercise_warehouse", "start",
                    "--rest-host", _LOOPBACK, "--rest-port", str(rest_port),
                    "--grpc-host", _LOOPBACK, "--grpc-port", str(grpc_port), "--project", self.project]
         env = {
@@ -117,6 +117,7 @@ class EmbeddedEmulator(Warehouse):
             "TMPDIR": str(self.home / "tmp"),  # load-job upload staging lands here
             # The avro extension is optional and would be downloaded at every start (≈1 s offline, network online).
             "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+            "EXERCISE_WAREHOUSE_ALLOWED_DIR": str(self.home / "tmp"),
         }
         with open(self.log_path, "wb") as log:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
