@@ -163,6 +163,7 @@ def test_dag_code_cannot_read_secrets_write_home_or_outlive_the_grading(tmp_path
     attack = Attack(tmp_path)
     report_json = attack.out / "hostile" / "report.json"
     attack.plant({"airflow/dags/evil.py": f"""
+        # an airflow DAG file (DagBag's safe mode loads only files that mention both words)
         import glob, os, time
         stolen = []
         for path in ["/proc/1/environ", f"/proc/{{os.getppid()}}/environ", *glob.glob("/proc/*/environ")]:
@@ -215,11 +216,11 @@ def test_a_runaway_query_is_cancelled_at_the_dbt_timeout(tmp_path):
         """})
     attack.before = attack._host_state()
     started = time.monotonic()
-    result, report, peak = attack.grade("--quick", "--dbt-timeout", "25", timeout=600)
+    result, report, peak = attack.grade("--quick", "--dbt-timeout", "60", timeout=600)
     attack.assert_contained(result, peak)
     assert report["dbt"]["timed_out"] is True
     checks = {c["id"]: c for c in report["checks"]}
-    assert checks["payments.dedup"]["status"] == "fail" and "expected a model named" in checks["payments.dedup"]["message"]
+    assert checks["payments.dedup"]["status"] == "fail", checks["payments.dedup"]
     # without the interrupt the checks would wait for a query of about 10^12 rows (hours)
     assert time.monotonic() - started < 400
 
