@@ -140,7 +140,6 @@ def parse_dags(
                 stdin=subprocess.DEVNULL,
                 text=True,
                 start_new_session=True,
-                preexec_fn=jail.preexec(),
             )
         except OSError as exc:
             return {"status": "loader_error", "message": str(exc), "isolation": isolation}

@@ -308,7 +308,6 @@ def run_dbt(
             jail.command(command),
             cwd=project_dir,
             env=jail.environment(),
-            preexec_fn=jail.preexec(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,19 +275,26 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     progress(f"  {snapshot.files} files, commit {(snapshot.commit or 'none (not a git repository)')[:12]}"
              + (", uncommitted changes" if snapshot.dirty else ""))
 
+    from grader.dataset.generator import generate
     from grader.warehouse import WarehouseError, install_signal_handlers, open_warehouse
 
     install_signal_handlers()
+    # The dataset is generated (pure Python) while the engine starts (another process).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
+    dataset = pool.submit(generate, grading.seed, grading.scale)
+    pool.shutdown(wait=False)
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
-                                       limits=limits_of(args))
+            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs",
+                                       run_dir=work_dir / "emulator", limits=limits_of(args))
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
         return EXIT_FAILED
     with warehouse:
         grading.warehouse = {"warehouse": warehouse.kind, "versions": dict(warehouse.versions)}
+        with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
+            grading.dataset = dataset.result()
         try:
             _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
         except WarehouseError as exc:
@@ -305,8 +313,6 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
     from grader.dbt_run import build, find_dbt_project, rerun
     from grader.loading import load_raw
 
-    with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
-        grading.dataset = generate(grading.seed, grading.scale)
     client = warehouse.client()
     with timed(grading, progress, "raw_load", "loading raw tables"):
         load_raw(client, grading.dataset)

@@ -28,7 +28,6 @@ import fcntl
 import functools
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -38,7 +37,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 GIB = 1024 ** 3
 MIB = 1024 ** 2
@@ -129,11 +128,13 @@ class Jail:
     python: Path | None = None
 
     def command(self, argv: list[str], isolation: Isolation | None = None) -> list[str]:
-        """`argv` wrapped in bubblewrap (or unchanged when the grading runs unisolated)."""
+        """`argv` under the limits (util-linux `prlimit`, so no Python runs between fork and
+        exec) and wrapped in bubblewrap (unwrapped when the grading runs unisolated)."""
         isolation = isolation or detect()
+        limited = self._limits_prefix()
         if not isolation.jailed:
-            return list(argv)
-        args = [isolation.bwrap or "bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid",
+            return [*limited, *argv]
+        args = [*limited, isolation.bwrap or "bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid",
                 "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--clearenv"]
         if not self.network:
             args.append("--unshare-net")
@@ -161,9 +162,13 @@ class Jail:
         """The environment to start the command with (bubblewrap clears it inside the jail)."""
         return dict(self.env)
 
-    def preexec(self) -> Callable[[], None]:
-        """Limits applied in the child before it execs (inherited by everything it starts)."""
-        return limits_preexec(self.limits)
+    def _limits_prefix(self) -> list[str]:
+        """Address space, file size, tasks, no core files: inherited by everything the command starts."""
+        prlimit = shutil.which("prlimit")
+        if prlimit is None:
+            return []
+        return [prlimit, f"--as={self.limits.memory_bytes}", f"--fsize={self.limits.file_bytes}",
+                f"--nproc={self.limits.processes}", "--core=0", "--"]
 
     def _interpreter_paths(self) -> list[Path]:
         python = Path(os.path.abspath(self.python or sys.executable))
@@ -176,30 +181,6 @@ class Jail:
                     paths.append(Path(value.strip()).parent)  # the base installation
         paths.append(Path(os.path.realpath(python)).parent.parent)
         return [p for p in paths if p.exists() and not _under(p, Path("/usr"))]
-
-
-def limits_preexec(limits: Limits, die_with_parent: bool = True) -> Callable[[], None]:
-    """A preexec function: rlimits, no core files, and (Linux) SIGKILL when the grader dies."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-    parent = os.getpid()
-
-    def _apply() -> None:
-        for which, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
-                             (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_CORE, 0)):
-            _lower(which, value)
-        if prctl is not None and die_with_parent:
-            prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-            if os.getppid() != parent:
-                os._exit(1)
-
-    return _apply
-
-
-def _lower(which: int, value: int) -> None:
-    soft, hard = resource.getrlimit(which)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    resource.setrlimit(which, (value, value))
 
 
 def sandbox_children(pid: int) -> list[int]:

@@ -145,8 +145,7 @@ class EmbeddedEmulator(Warehouse):
         with open(self.log_path, "wb") as log:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 jail.command(command, self.isolation), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True,
-                preexec_fn=jail.preexec())
+                stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True)
         atexit.register(self.stop)
         try:
             self._wait_healthy(start_timeout)
