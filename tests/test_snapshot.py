@@ -10,7 +10,7 @@ from pathlib import Path
 import git
 import pytest
 
-from grader.snapshot import Snapshot, SnapshotError, take_snapshot
+from grader.snapshot import Snapshot, SnapshotError, SnapshotLimits, take_snapshot
 
 SECRET = "TOP-SECRET-interviewer-token-8f3a"
 
@@ -124,7 +124,7 @@ def test_uncommitted_and_untracked_changes_are_dirty_and_copied(tmp_path: Path) 
 def test_detached_head_unborn_branch_and_history_cap(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     repo, shas = make_repo(ws)
-    capped = take_snapshot(ws, tmp_path / "w0", max_commits=2)
+    capped = take_snapshot(ws, tmp_path / "w0", limits=SnapshotLimits(max_commits=2))
     assert [c.sha for c in capped.commits] == shas[1:]
     assert kinds(capped) == {".git": "history_truncated"}
 
