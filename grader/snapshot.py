@@ -562,16 +562,18 @@ class _Copier:
                 self.findings.add("unreadable", rel_dir or ".", exc.strerror or str(exc))
                 continue
             dbt_project = any(e.name == "dbt_project.yml" and e.is_file(follow_symlinks=False) for e in entries)
-            for entry in reversed(entries):  # reversed: the stack then pops in name order
+            subdirs = []
+            for entry in entries:  # name order: the limits keep the first files by name
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                 try:
                     subdir = self._entry(entry, rel, ancestors, dbt_project)
                     if subdir is not None and self._room_for_dir(rel, len(ancestors)):
                         os.mkdir(self.root / rel)
                         self.dirs += 1
-                        pending.append((subdir, rel, ancestors + (subdir,)))
+                        subdirs.append((subdir, rel, ancestors + (subdir,)))
                 except OSError as exc:
                     self.findings.add("unreadable", rel, exc.strerror or str(exc))
+            pending.extend(reversed(subdirs))  # reversed: the stack then pops them in name order
         self._report_left_out()
 
     def _entries(self, real_dir: str, rel_dir: str) -> list[os.DirEntry[str]]:
