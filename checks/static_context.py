@@ -251,8 +251,9 @@ def load_commits(root: Path) -> list[dict]:
 # -- bounded SQL analysis ----------------------------------------------------------------
 
 
-class AnalysisTimeout(Exception):
-    """A time_limit() ran out."""
+class AnalysisTimeout(BaseException):
+    """A time_limit() ran out. A BaseException, so that the `except Exception` of the code
+    it interrupts (sqlglot turns errors into ParseError) cannot swallow it."""
 
 
 @contextmanager
@@ -302,6 +303,9 @@ def parse_sql(ctx: StaticContext, sql: str, dialect: str, where: str) -> Any:
         return None
     except RecursionError:
         ctx.not_analysed.setdefault(where, "nested too deep to parse")
+        return None
+    except MemoryError:
+        ctx.not_analysed.setdefault(where, "ran out of memory while parsing")
         return None
     except Exception:  # sqlglot raises several error types on unusual SQL
         return None

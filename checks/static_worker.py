@@ -1,0 +1,28 @@
+"""The static analysis worker: `python -m checks.static_worker` reads a JSON payload
+(root, dbt_project_dir, manifest_path, compiled_dir, commits, ids) on stdin and writes one
+JSON line per check result on stdout, in the order of `ids`. checks.static starts it with
+limits and stops it when one is exceeded; nothing here trusts that anyone else will."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from checks.registry import REGISTRY, run_check
+from checks.static import bounded
+from checks.static_context import StaticContext, load_manifest
+
+
+def main() -> None:
+    payload = json.load(sys.stdin)
+    manifest = load_manifest(payload["manifest_path"]) if payload.get("manifest_path") else None
+    ctx = StaticContext.build(payload["root"], dbt_project_dir=payload.get("dbt_project_dir"), manifest=manifest,
+                              compiled_dir=payload.get("compiled_dir"), commits=payload.get("commits") or [])
+    for check_id in payload["ids"]:
+        result = bounded(run_check(REGISTRY[check_id], ctx))
+        sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
