@@ -1,12 +1,11 @@
 """The static stage within bounds: SQL too large, too slow or too deep is not analysed (and
-said so), folders nested deeper than any walk goes crash nothing, a check that hangs or a
-worker that dies costs that check only, and evidence stays small."""
+said so), folders nested deeper than any walk goes crash nothing, a check that hangs costs
+that check only, the worker has a memory limit, and evidence stays small."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +13,7 @@ import checks.static_context as static_context
 from checks.registry import REGISTRY, CheckResult, run_check, specs
 from checks.static import STATIC_FAMILIES, StaticLimits, bounded, run_static_checks
 from checks.static_context import StaticContext
-from grader.snapshot import take_snapshot
+from grader.snapshot import Snapshot, take_snapshot
 
 
 def project(ws: Path, models: dict[str, str]) -> Path:
@@ -117,7 +116,7 @@ def test_folders_nested_deeper_than_any_walk_crash_no_check(tmp_path: Path) -> N
     assert run_check(REGISTRY["lint.layer_naming"], ctx).evidence["models_checked"] == 1  # deep.sql is too deep
 
 
-def hanging_workspace(tmp_path: Path) -> SimpleNamespace:
+def hanging_workspace(tmp_path: Path) -> Snapshot:
     """A model whose `{{ config(` never closes, 100,000 times: the config regex backtracks
     for hours (in C, where no signal reaches it). Only stopping the process ends it."""
     ws = tmp_path / "ws"
