@@ -675,10 +675,13 @@ class _Copier:
             return
         if (st.st_dev, st.st_ino) in self._copied:
             first, marker = self._copied[(st.st_dev, st.st_ino)]
-            os.link(first, self.root / rel)
-            self.files += 1
-            self._hash(rel, marker)
-            return
+            try:
+                os.link(first, self.root / rel)
+                self.files += 1
+                self._hash(rel, marker)
+                return
+            except OSError:  # a file system without hard links, or one at its link limit: copy
+                pass
         if size > self.limits.max_file_bytes:
             self.findings.add("file_too_large", rel, f"{size} bytes > limit {self.limits.max_file_bytes}; not copied")
             self._hash(rel, f"size:{size}")
