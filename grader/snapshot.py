@@ -420,6 +420,7 @@ class _ChangedPaths:
         self.listed = 0
         self.unlisted = 0
         self.unread = 0
+        self.failed = 0
 
     def of(self, commit: git.Commit) -> tuple[list[str], int | None]:
         if time.monotonic() >= self.ends:
@@ -429,7 +430,11 @@ class _ChangedPaths:
         room = max(0, min(self.limits.max_files_per_commit, self.limits.max_files_listed - self.listed))
         command = ["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--no-commit-id", "--no-ext-diff",
                    "--no-textconv", *base]
-        kept, total = _GitStream(command, self.env, self.ends).nul_separated(room)
+        try:
+            kept, total = _GitStream(command, self.env, self.ends).nul_separated(room)
+        except git.GitCommandError:  # e.g. the parent of a shallow clone's oldest commit is absent
+            self.failed += 1
+            return [], None
         if total is None:
             self.unread += 1
             return [], None
@@ -460,6 +465,9 @@ class _ChangedPaths:
             self.findings.add("history_files_capped", ".git",
                               f"{self.unlisted} changed paths counted but not listed (at most "
                               f"{self.limits.max_files_per_commit} per commit, {self.limits.max_files_listed} in all)")
+        if self.failed:
+            self.findings.add("history_files_unreadable", ".git",
+                              f"git could not list the changed paths of {self.failed} commits (shallow or damaged)")
         if self.unread:
             self.findings.add("history_time_limit", ".git",
                               f"changed paths of {self.unread} commits not read: reading the history took more "

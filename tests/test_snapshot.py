@@ -541,3 +541,18 @@ def test_history_records_yaml_that_declared_tests_at_each_commit(tmp_path: Path)
     snap = take_snapshot(ws, tmp_path / "work")
 
     assert [c.yaml_with_tests for c in snap.commits] == [[], ["models/_marts.yml"]]
+
+
+def test_shallow_clone_lists_what_git_can_read(tmp_path: Path) -> None:
+    origin = tmp_path / "origin"
+    _, shas = make_repo(origin)
+    ws = tmp_path / "ws"
+    git.Repo.clone_from(f"file://{origin}", ws, depth=2)
+
+    snap = take_snapshot(ws, tmp_path / "work")
+
+    assert [c.sha for c in snap.commits] == shas[1:]
+    oldest, newest = snap.commits
+    assert (oldest.files, oldest.files_total) == ([], None)  # its parent was not cloned
+    assert newest.files == ["README.md"]
+    assert kinds(snap) == {".git": "history_files_unreadable"}
