@@ -204,8 +204,9 @@ class _Findings:
         self.kept: list[dict[str, str]] = []
         self.omitted: Counter[str] = Counter()
 
-    def add(self, kind: str, path: str, detail: str) -> None:
-        if len(self.kept) < MAX_FINDINGS:
+    def add(self, kind: str, path: str, detail: str, *, always: bool = False) -> None:
+        """`always`: kept beyond the cap (the few findings that say what a limit left out)."""
+        if always or len(self.kept) < MAX_FINDINGS:
             self.kept.append({"kind": kind, "path": _printable(path)[:1000], "detail": _printable(detail)[:1000]})
         else:
             self.omitted[kind] += 1
@@ -548,6 +549,7 @@ class _Copier:
         # What the limits kept out: files and their bytes, folders (with what they hold unknown).
         self.left_out: Counter[str] = Counter()
         self._by_limit: Counter[str] = Counter()
+        self._by_limit_bytes: Counter[str] = Counter()
         self._first_left_out: dict[str, str] = {}  # limit -> first path it kept out
         # (path, content marker) pairs in walk order, which is name order at every level.
         self._digest = hashlib.sha256()
@@ -608,6 +610,7 @@ class _Copier:
         self.left_out[what] += 1
         self.left_out["bytes"] += size
         self._by_limit[limit] += 1
+        self._by_limit_bytes[limit] += size
         self._first_left_out.setdefault(limit, rel)
 
     def _report_left_out(self) -> None:
@@ -621,8 +624,9 @@ class _Copier:
             "total_bytes": f"more than {self.limits.max_total_bytes} bytes in all: the rest are not copied",
         }
         for limit, first in sorted(self._first_left_out.items()):
-            count = self._by_limit[limit]
-            self.findings.add("limit_" + limit, first, f"{detail[limit]} ({count} left out, the first here)")
+            count, size = self._by_limit[limit], self._by_limit_bytes[limit]
+            amount = f"{count} left out" + (f", {size} bytes" if size else "")
+            self.findings.add("limit_" + limit, first, f"{detail[limit]} ({amount}; the first here)", always=True)
 
     def _entry(self, entry: os.DirEntry[str], rel: str, ancestors: tuple[str, ...], dbt_project: bool) -> str | None:
         """Copy or record one entry; return the real path of a directory still to walk."""

@@ -441,7 +441,7 @@ def test_file_count_and_total_byte_limits_leave_out_the_rest_and_say_so(tmp_path
     assert sorted(p.name for p in (by_count.root / "models").iterdir()) == ["m0.sql", "m1.sql", "m2.sql", "m3.sql"]
     assert by_count.left_out == {"files": 6, "bytes": 6000}
     assert [(f["kind"], f["path"]) for f in by_count.findings] == [("limit_files", "models/m4.sql")]
-    assert "6 left out" in by_count.findings[0]["detail"]
+    assert "(6 left out, 6000 bytes; the first here)" in by_count.findings[0]["detail"]
 
     by_bytes = take_snapshot(ws, tmp_path / "w2", limits=SnapshotLimits(max_total_bytes=2500))
     assert (by_bytes.files, by_bytes.bytes) == (2, 2000)
@@ -499,6 +499,10 @@ def test_findings_are_capped_and_the_rest_counted(tmp_path: Path) -> None:
     assert len(snap.findings) == 200
     assert snap.findings_omitted == {"special_file": 230, "symlink_outside": 30}
     assert snap.to_json()["findings_omitted"] == {"special_file": 230, "symlink_outside": 30}
+    # what a limit left out is always said, however many findings came before
+    (ws / "sub").mkdir()
+    capped = take_snapshot(ws, tmp_path / "w3", limits=SnapshotLimits(max_dirs=0))
+    assert (len(capped.findings), capped.findings[-1]["kind"]) == (201, "limit_dirs")
 
 
 def test_history_lists_capped_paths_per_commit_and_in_all_with_exact_counts(tmp_path: Path) -> None:
