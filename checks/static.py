@@ -48,12 +48,15 @@ MAX_EVIDENCE_DEPTH = 12
 
 @dataclass(frozen=True)
 class StaticLimits:
+    """Wall time of the whole static stage and of each check; address space of the worker."""
+
     stage_s: float = STAGE_TIME_LIMIT_S
     check_s: float = CHECK_TIME_LIMIT_S
     memory_bytes: int = WORKER_MEMORY_BYTES
 
 
 def static_context(snapshot: Any, dbt_run: Any, airflow_python: Path | None = None) -> StaticContext:
+    """The context the checks read, built in this process (the worker builds its own)."""
     manifest = dbt_run.manifest() if dbt_run is not None else None
     return StaticContext.build(
         snapshot.root,
@@ -165,7 +168,10 @@ def _read_results(proc: subprocess.Popen[bytes], payload: dict[str, Any], limits
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
-            result = _result_from_json(json.loads(line))
+            try:
+                result = _result_from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # not a result line; the worker writes nothing else there
             done[result.id] = result
             check_ends = min(stage_ends, time.monotonic() + limits.check_s)
     code = proc.wait()
