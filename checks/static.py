@@ -44,6 +44,8 @@ OWN_PROCESS_CHECKS = frozenset({"dag.airflow_import_errors"})
 MAX_EVIDENCE_ITEMS = 100
 MAX_EVIDENCE_CHARS = 2_000
 MAX_EVIDENCE_DEPTH = 12
+# The worker's first line: imports done, context built (its own time, also check_s at most).
+READY = {"ready": True}
 
 
 @dataclass(frozen=True)
@@ -169,10 +171,13 @@ def _read_results(proc: subprocess.Popen[bytes], payload: dict[str, Any], limits
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             try:
-                result = _result_from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError):
+                data = json.loads(line)
+                if data != READY:
+                    result = _result_from_json(data)
+                    done[result.id] = result
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # not a result line; the worker writes nothing else there
-            done[result.id] = result
+            # the next check's time starts now (the first one's once the worker is ready)
             check_ends = min(stage_ends, time.monotonic() + limits.check_s)
     code = proc.wait()
     if len(done) == len(payload["ids"]):

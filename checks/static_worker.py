@@ -10,7 +10,7 @@ import os
 import sys
 
 from checks.registry import REGISTRY, run_check
-from checks.static import bounded
+from checks.static import READY, bounded
 from checks.static_context import StaticContext, load_manifest
 
 
@@ -21,6 +21,8 @@ def main() -> None:
     manifest = load_manifest(payload["manifest_path"]) if payload.get("manifest_path") else None
     ctx = StaticContext.build(payload["root"], dbt_project_dir=payload.get("dbt_project_dir"), manifest=manifest,
                               compiled_dir=payload.get("compiled_dir"), commits=payload.get("commits") or [])
+    results.write(json.dumps(READY) + "\n")
+    results.flush()
     for check_id in payload["ids"]:
         result = bounded(run_check(REGISTRY[check_id], ctx))
         results.write(json.dumps(result.to_json(), default=str) + "\n")
