@@ -127,16 +127,15 @@ def _not_run(check_id: str, message: str) -> CheckResult:
 def _one_worker(payload: dict[str, Any], limits: StaticLimits, stage_ends: float) -> tuple[dict[str, CheckResult], str | None]:
     """Run a worker over payload["ids"] until it ends or a limit stops it: the results it
     sent, and why the check it was running did not finish (None when all finished)."""
-    from grader.sandbox import Limits, limits_preexec
+    from grader.sandbox import Limits, limited
 
-    preexec = limits_preexec(Limits(memory_bytes=limits.memory_bytes))
-    command = [sys.executable, "-m", "checks.static_worker"]
+    command = limited([sys.executable, "-m", "checks.static_worker"], Limits(memory_bytes=limits.memory_bytes))
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     done: dict[str, CheckResult] = {}
     with tempfile.TemporaryFile() as errors:  # a file: a chatty worker cannot block on a full pipe
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                                preexec_fn=preexec, env=env, cwd=root)
+                                env=env, cwd=root)
         try:
             return _read_results(proc, payload, limits, stage_ends, errors, done)
         finally:

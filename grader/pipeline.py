@@ -388,11 +388,13 @@ def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
     """lint.*, dag.* and history.*: they need only the snapshot (and the manifest when dbt parsed)."""
     if grading.snapshot is None:
         return
-    from checks.static import run_static_checks
+    from checks.static import STAGE_TIME_LIMIT_S, StaticLimits, run_static_checks
 
     started = time.monotonic()
     progress("static analysis of models, DAGs and history")
-    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python))
+    stage_s = grading.deadline.budget(STAGE_TIME_LIMIT_S) if grading.deadline is not None else STAGE_TIME_LIMIT_S
+    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python,
+                                            StaticLimits(stage_s=max(stage_s, 1.0))))
     grading.timings["static_checks_s"] = round(time.monotonic() - started, 3)
 
 
