@@ -63,6 +63,9 @@ def grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("reports"),
                         help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
     parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
+    parser.add_argument("--replace-datasets", action="store_true",
+                        help="with --warehouse URL: allow deleting the datasets already there that the grader did "
+                             "not create (a live stack's raw, staging, marts); without it grading stops instead")
     parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
                         help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
                              "goccy emulator via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")

@@ -162,7 +162,8 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     install_signal_handlers()
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs")
+            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs",
+                                       replace_datasets=getattr(args, "replace_datasets", False))
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
