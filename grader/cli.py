@@ -152,14 +152,14 @@ def calibrate_parser() -> argparse.ArgumentParser:
 
 
 def run_rubric_doc(argv: list[str]) -> int:
-    from grader.rubric import render_markdown
+    from grader.rubric import render_candidate_markdown
 
     parser = argparse.ArgumentParser(prog="grade rubric-doc",
                                      description="Write environment/docs/EVALUATION_RUBRIC.md from rubric.yaml.")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file is out of date")
     args = parser.parse_args(argv)
     target = Path(__file__).resolve().parents[1] / "environment" / "docs" / "EVALUATION_RUBRIC.md"
-    text = render_markdown()
+    text = render_candidate_markdown()
     if args.check:
         current = target.read_text(encoding="utf-8") if target.exists() else ""
         if current != text:
