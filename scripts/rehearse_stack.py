@@ -423,7 +423,8 @@ def grade_against_stack(net: Network, workspace: Path, out: Path) -> dict[str, A
     report = json.loads(report_path.read_text())
     dbt_build = next((c for c in report.get("checks", []) if c.get("id") == "dbt.build"), {})
     return {"refusal_exit": refused.returncode,
-            "refusal": (refused.stderr.strip() or refused.stdout.strip()).splitlines()[-1][:300],
+            "refusal": next(line.strip() for line in (refused.stdout + refused.stderr).splitlines()
+                            if "--replace-datasets" in line)[:300],
             "band": report.get("rubric", {}).get("band"), "total": report.get("rubric", {}).get("total"),
             "dbt_build": dbt_build.get("status")}
 
