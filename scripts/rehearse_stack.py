@@ -218,10 +218,9 @@ class SourcePostgres:
         shutil.chown(pwfile, "postgres", "postgres")
         user = self.env["POSTGRES_USER"]
         run(self._as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-U", user, f"--pwfile={pwfile}",
-                               "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
-                               "--locale=C.UTF-8"]), timeout=120)
+                               "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]), timeout=120)
         with open(self.data / "pg_hba.conf", "a") as hba:  # as the image: loopback trusted, the rest by password
-            hba.write("host all all 127.0.0.1/32 trust\nhost all all all scram-sha-256\n")
+            hba.write("host all all all scram-sha-256\n")
         socket_dir = f"-k {self.work}"
         self._pg_ctl("start", f"-c listen_addresses='' {socket_dir}")  # the entrypoint's loading server
         psql = ["psql", "-h", str(self.work), "-U", user, "-v", "ON_ERROR_STOP=1", "-q"]
