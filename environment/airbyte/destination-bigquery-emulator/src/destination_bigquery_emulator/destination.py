@@ -31,7 +31,7 @@ from google.cloud import bigquery
 
 from destination_bigquery_emulator.config import CONNECTION_SPECIFICATION, settings
 from destination_bigquery_emulator.streams import SUPPORTED_SYNC_MODES, Sync
-from grader.warehouse import WarehouseError, connect
+from grader.warehouse import WarehouseError, connect, load_table
 
 
 class DestinationBigqueryEmulator(Destination):
@@ -43,14 +43,20 @@ class DestinationBigqueryEmulator(Destination):
         )
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
-        """Reach the emulator, create the dataset if missing, create and drop a probe table in it."""
+        """Reach the emulator, create the dataset if missing, load a probe table with a load job and drop it.
+
+        A real load job, as `write` runs them: an emulator whose upload URL names its own bind
+        address (0.0.0.0) instead of the host the request used fails here, not in the first sync.
+        """
         endpoint, project, dataset, _ = settings(config)
+        probe = f"_airbyte_check_{uuid.uuid4().hex[:12]}"
         try:
             client = connect(endpoint, project)
             client.create_dataset(f"{project}.{dataset}", exists_ok=True)
-            probe = f"{project}.{dataset}._airbyte_check_{uuid.uuid4().hex[:12]}"
-            client.create_table(bigquery.Table(probe, schema=[bigquery.SchemaField("id", "STRING")]))
-            client.delete_table(probe)
+            try:
+                load_table(client, dataset, probe, [("id", "STRING")], b'{"id": "probe"}\n')
+            finally:
+                client.delete_table(f"{project}.{dataset}.{probe}", not_found_ok=True)
         except (WarehouseError, GoogleAPIError) as exc:
             return AirbyteConnectionStatus(status=Status.FAILED, message=str(exc))
         return AirbyteConnectionStatus(status=Status.SUCCEEDED,
