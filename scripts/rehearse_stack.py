@@ -491,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="write the steps and their evidence to this file")
     parser.add_argument("--keep-dir", action="store_true", help="keep the work folder (logs, workspaces)")
+    parser.add_argument("--timeout", type=int, default=3000, metavar="S",
+                        help="give up after S seconds, cleaning up as on any failure (default: 3000)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("rehearse_stack: needs root (ip netns, veth, a bridge)", file=sys.stderr)
@@ -498,14 +500,22 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("ip") is None:
         print("rehearse_stack: needs iproute2 (apt-get install iproute2)", file=sys.stderr)
         return 2
+    def _stop(signum: int, _frame: Any) -> None:  # SIGTERM, SIGALRM: unwind so every namespace is removed
+        raise SystemExit(f"stopped by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGALRM, _stop)
+    signal.alarm(args.timeout)
     work = Path(tempfile.mkdtemp(prefix="rehearse-stack-"))
     os.chmod(work, 0o755)
     log: list[dict[str, Any]] = []
     code = 0
     try:
         rehearse(work, log)
-    except Exception:  # noqa: BLE001 — reported in the log and the exit status
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 — reported in the log and the exit status
         code = 1
+        if isinstance(exc, SystemExit):
+            log.append({"step": "stopped", "ok": False, "error": str(exc)})
     finally:
         if args.json:
             args.json.write_text(json.dumps({"work_dir": str(work), "steps": log}, indent=1, default=str) + "\n")

@@ -26,8 +26,8 @@ def rehearsal(tmp_path_factory) -> dict:
     if os.geteuid() != 0:
         pytest.fail("the stack rehearsal needs root (ip netns); CI runs as root", pytrace=False)
     out = tmp_path_factory.mktemp("rehearsal") / "rehearsal.json"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "rehearse_stack.py"), "--json", str(out)],
-                            capture_output=True, text=True, timeout=3600)
+    command = [sys.executable, str(REPO / "scripts" / "rehearse_stack.py"), "--json", str(out), "--timeout", "3000"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=3300)  # it cleans up by itself first
     report = json.loads(out.read_text())
     report["exit"], report["output"] = result.returncode, result.stdout + result.stderr
     return report
