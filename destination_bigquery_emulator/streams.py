@@ -5,7 +5,7 @@ Every stream's records go, in batches of `batch_size`, to a staging table of its
 changes only at one of these commit points, each a single transaction on the warehouse:
 
 * append, append_dedup: at a STATE message covering the stream (a STREAM state naming it, or a
-  GLOBAL / LEGACY state) and at its COMPLETE stream status, the staged rows are added to the
+  GLOBAL / LEGACY state once the stream has records) and at its COMPLETE stream status, the staged rows are added to the
   table; append_dedup tables then keep only the row with the greatest cursor (then
   `_airbyte_extracted_at`) per primary key. The state goes back to Airbyte after that.
 * overwrite (and any mode whose minimum_generation_id equals its generation_id, Airbyte's
@@ -239,8 +239,8 @@ class Sync:
         if state.type == AirbyteStateType.STREAM:
             descriptor = state.stream.stream_descriptor
             keys = {(descriptor.namespace, descriptor.name)} & self.writers.keys()
-        else:  # GLOBAL, LEGACY: every stream of the sync
-            keys = set(self.writers)
+        else:  # GLOBAL, LEGACY: every stream that has begun (it says nothing of streams not yet read)
+            keys = {k for k, w in self.writers.items() if w.received}
         for key in keys:
             writer = self.writers[key]
             writer.touched = True
