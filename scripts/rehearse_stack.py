@@ -373,7 +373,8 @@ def dbt_session(net: Network, compose_dbt: dict[str, Any], workspace: Path, name
     for args in (["seed"], ["build", "--full-refresh"], ["docs", "generate", "--empty-catalog"]):
         result = run(net.exec("dbt", [str(VENV_BIN / "dbt"), *args]), check=False, env=env, cwd=project,
                      timeout=1200)
-        summary = [line for line in result.stdout.splitlines() if "Done. PASS=" in line or "Catalog written" in line]
+        output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # dbt colours its log lines
+        summary = [line for line in output.splitlines() if "Done. PASS=" in line or "Catalog written" in line]
         results[" ".join(args)] = {"exit": result.returncode, "summary": summary[-1].split("|")[-1].strip()
                                    if summary else result.stdout.strip().splitlines()[-1:]}
         if result.returncode != 0:
