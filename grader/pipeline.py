@@ -285,8 +285,9 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     pool.shutdown(wait=False)
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs",
-                                       run_dir=work_dir / "emulator", limits=limits_of(args))
+            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
+                                       limits=limits_of(args),
+                                       replace_datasets=getattr(args, "replace_datasets", False))
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
