@@ -150,6 +150,12 @@ def ran(result: dict[str, Any] | None) -> bool:
                                    (result["status"] == "error" and not grader_fault(result)))
 
 
+def observed(result: dict[str, Any] | None) -> bool:
+    """The check saw the thing it is about: it ran, and did not fail only because the mart
+    it reads is absent (no manifest, no such model, no table)."""
+    return ran(result) and (result.get("evidence") or {}).get("observed", True) is not False
+
+
 def counted_score(result: dict[str, Any], fail_cap: float) -> float:
     """A check's contribution to a mean: 0 for an inherited pass or an error, capped for a failure."""
     if result.get("inherited") or result["status"] == "error":
@@ -250,17 +256,18 @@ def auto_level(criterion: dict[str, Any], results: dict[str, dict[str, Any]],
             state = "not run" if result is None else ("grader error" if grader_fault(result) else result["status"])
             steps.append(f"{item['check']}: {state}, left out")
             continue
-        ran_weight += item["weight"]
+        ran_weight += item["weight"] if observed(result) else 0
         counted = counted_score(result, fail_cap)
         weighted += item["weight"] * counted
         weights += item["weight"]
         why = (" (inherited from the starter: no credit)" if result.get("inherited") and result["status"] == "pass"
                else " (errored on the candidate's input: counted as failed)" if result["status"] == "error"
+               else " (its mart is absent: counted as failed, not as evidence)" if not observed(result)
                else f" (counted {counted:.2f})" if counted != result["score"] else "")
         steps.append(f"{item['check']}: {result['status']} score {result['score']:.2f}{why} x weight {item['weight']}")
     total_weight = sum(i["weight"] for i in informed)
     coverage = round(ran_weight / total_weight, 3) if total_weight else 0.0
-    unobserved = [c for c in criterion.get("primary", []) if not ran(results.get(c))]
+    unobserved = [c for c in criterion.get("primary", []) if not observed(results.get(c))]
     verdict: dict[str, Any] = {"coverage": coverage, "earned_by": [], "observed": not unobserved,
                                "not_observed_reason": None, "stopped_at": None}
     if unobserved:

@@ -102,6 +102,17 @@ def test_a_criterion_whose_primary_evidence_did_not_run_is_not_observed_and_coun
     assert section["score"] == round((0 + 3 + 4) / 3, 3)
 
 
+def test_a_result_check_that_found_no_mart_does_not_observe_its_criterion():
+    absent = {"status": "fail", "score": 0.0, "message": "expected a model named fct_payments; the project's models "
+              "are: stg_categories", "evidence": {"problem": "...", "observed": False}}
+    result = by_id(score(with_changes(all_checks("pass", 1.0), **{"payments.dedup": absent,
+                                                                   "sellers.performance": absent})))
+    assert result["deduplication"]["observed"] is False and "expected a model named" in result["deduplication"][
+        "not_observed_reason"]
+    discovery = result["data_discovery"]  # a side check without its mart counts 0 but is no evidence
+    assert discovery["observed"] is True and discovery["coverage"] == round(8 / 9, 3) and discovery["level"] == 2
+
+
 def test_notes_can_set_an_unobserved_criterion_with_a_reason(tmp_path):
     notes_file = tmp_path / "notes.yaml"
     notes_file.write_text("criteria:\n  idempotency: {level: 3, reason: 'reran it by hand twice: same marts'}\n")
