@@ -98,13 +98,13 @@ class Rubric:
 
 
 _REQUIREMENT_KEYS = ({"check"}, {"check", "min_score"}, {"check", "caught"}, {"check", "caught_kind", "min"},
-                     {"check", "evidence_any"}, {"any_of"}, {"at_least", "of"})
+                     {"check", "evidence_any"}, {"any_of"}, {"all_of"}, {"at_least", "of"})
 
 
 def _validate_requirement(req: Any, where: str) -> None:
     if not isinstance(req, dict) or set(req) not in _REQUIREMENT_KEYS:
         raise RubricError(f"rubric.yaml: {where}: unknown requirement {req!r}")
-    for inner in req.get("any_of", []) + req.get("of", []):
+    for inner in req.get("any_of", []) + req.get("all_of", []) + req.get("of", []):
         _validate_requirement(inner, where)
 
 
@@ -174,9 +174,9 @@ def _mutations(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def requirement_holds(req: dict[str, Any], results: dict[str, dict[str, Any]]) -> tuple[bool, list[dict[str, Any]]]:
     """(holds, the observed findings that establish it)."""
-    if "any_of" in req or "of" in req:
-        options = req.get("any_of") or req["of"]
-        needed = 1 if "any_of" in req else int(req["at_least"])
+    if "any_of" in req or "all_of" in req or "of" in req:
+        options = req.get("any_of") or req.get("all_of") or req["of"]
+        needed = 1 if "any_of" in req else len(options) if "all_of" in req else int(req["at_least"])
         held = [found for ok, found in (requirement_holds(r, results) for r in options) if ok]
         return len(held) >= needed, [f for found in held for f in found]
     result = results.get(req["check"])
@@ -212,6 +212,8 @@ def requirement_holds(req: dict[str, Any], results: dict[str, dict[str, Any]]) -
 def describe_requirement(req: dict[str, Any]) -> str:
     if "any_of" in req:
         return "one of: " + "; ".join(describe_requirement(r) for r in req["any_of"])
+    if "all_of" in req:
+        return "all of: " + "; ".join(describe_requirement(r) for r in req["all_of"])
     if "of" in req:
         return f"at least {req['at_least']} of: " + "; ".join(describe_requirement(r) for r in req["of"])
     check = f"`{req['check']}`"
