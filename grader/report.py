@@ -135,8 +135,18 @@ def render_html(report: dict[str, Any]) -> str:
     commits = report["snapshot"].get("commits", [])
     return _environment().get_template("report.html.j2").render(
         r=report, criteria_by_section=criteria_by_section, checks=checks, traps=traps,
+        earned={c["id"]: _earned_once(c.get("earned_by") or []) for c in report["rubric"]["criteria"]},
         timeline=_timeline(commits), families=_families(report["checks"]),
     )
+
+
+def _earned_once(earned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each finding once, with the levels it supports (the JSON keeps one entry per level)."""
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in earned:
+        key = (entry["check"], entry["finding"])
+        grouped.setdefault(key, {**entry, "levels": []})["levels"].append(entry["level"])
+    return list(grouped.values())
 
 
 def _families(checks: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:

@@ -388,7 +388,8 @@ def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]], rubric: Ru
     rubric = rubric or Rubric.load()
     by_id = {c["id"]: c for _, c in rubric.criteria()}
     items = []
-    for check in sorted(checks, key=lambda c: c["id"]):
+    results_first = (rubric.data.get("delivery_gate") or {}).get("delivered_when_any_scores", [])
+    for check in sorted(checks, key=lambda c: (c["id"] not in results_first, c["id"])):
         if check["status"] == "fail" or (check["status"] == "error" and not grader_fault(check)):
             questions = rubric.check_questions(check["id"])
             if questions:
