@@ -144,6 +144,7 @@ def mark_inherited(checks: list[dict[str, Any]], provenance: Provenance) -> list
             check["inherited"] = True
             check["inherited_files"] = files[:20]
             if check["status"] == "pass":
+                where = ", ".join(files[:5])
                 inherited.append({"check": check["id"], "file": None, "line": None,
-                                  "message": f"passes only on the unchanged starter ({', '.join(files[:5])}): no credit"})
+                                  "message": f"passes only on the unchanged starter ({where}): no credit"})
     return inherited

@@ -105,6 +105,11 @@ def summary_lines(grading: Any) -> list[str]:
         lines.append(f"  delivery gate: {rubric['delivery']['reason']}"
                      + (f"; overridden by the interviewer: {rubric['delivery']['override']}"
                         if rubric["delivery"]["override"] else f"; band at most {rubric['delivery']['max_band']}"))
+    for check in report["checks"]:
+        if check["status"] == "error":
+            fault = (check.get("evidence") or {}).get("fault")
+            how = "grader fault: left out, provisional" if fault == "grader" else "on the candidate's input: counted as failed"
+            lines.append(f"  ! {check['id']} errored ({how}): {check['message'][:160]}")
     unobserved = [c["title"] for c in rubric["criteria"] if c["observed"] is False]
     if unobserved:
         lines.append(f"  not observed (0 in the total): {', '.join(unobserved)}")

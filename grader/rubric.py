@@ -224,7 +224,8 @@ def describe_requirement(req: dict[str, Any]) -> str:
     if "evidence_any" in req:
         return f"{check} lists {req['evidence_any']['list']} with {req['evidence_any']['key']} set"
     if "min_score" in req:
-        return f"{check} ran on the candidate's work" + (f" with score >= {req['min_score']}" if req["min_score"] else "")
+        floor = f" with score >= {req['min_score']}" if req["min_score"] else ""
+        return f"{check} ran on the candidate's work{floor}"
     return f"{check} passes"
 
 
@@ -382,7 +383,8 @@ def _delivery_gate(rubric: Rubric, results: dict[str, dict[str, Any]], notes: di
     return {**out, "capped": total > ceiling, "total": min(total, ceiling)}
 
 
-def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]], rubric: Rubric | None = None) -> list[dict[str, Any]]:
+def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]],
+            rubric: Rubric | None = None) -> list[dict[str, Any]]:
     """Follow-up questions for the panel: per failed check (traps first) and per weak or
     unobserved criterion, and what to watch for on interviewer-scored criteria."""
     rubric = rubric or Rubric.load()
