@@ -242,6 +242,7 @@ def test_interviewer_notes_score_and_override(tmp_path):
     ("criteria:\n  debugging: {level: 7}\n", "level must be"),
     ("criteria:\n  scalability: {level: 1, override: true}\n", "needs a reason"),
     ("- just a list\n", "expected a mapping"),
+    ("criteria: {}\ndelivery_override: {reason: '  '}\n", "delivery_override needs a reason"),
 ])
 def test_malformed_notes_are_refused_clearly(tmp_path, text, message):
     notes_file = tmp_path / "notes.yaml"
