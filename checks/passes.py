@@ -55,7 +55,7 @@ def dbt_idempotent(ctx: PassContext) -> CheckResult:
     before = mart_fingerprints(ctx.results)
     if not before:
         return CheckResult("dbt.idempotent", "fail", 0.0, "no mart was built, so nothing shows the build is idempotent",
-                           {"marts_looked_for": list(MARTS)})
+                           {"marts_looked_for": list(MARTS), "observed": False})
     ctx.progress("dbt.idempotent: second dbt build on the same data")
     second = ctx.rebuild(["build"], "idempotent")
     after = mart_fingerprints(ctx.results)

@@ -39,7 +39,8 @@ def unsupported_claims(report: dict[str, Any]) -> list[str]:
         if criterion["source"] != "auto":
             continue
         if criterion["observed"] is False:
-            ran = [c for c in spec["primary"] if checks.get(c, {}).get("status") in ("pass", "fail")]
+            ran = [c for c in spec["primary"] if checks.get(c, {}).get("status") in ("pass", "fail")
+                   and (checks[c].get("evidence") or {}).get("observed") is not False]
             if level is not None or len(ran) == len(spec["primary"]):
                 problems.append(f"{criterion['id']}: 'not observed' although its primary checks ran")
             continue
