@@ -79,6 +79,11 @@ def check(check_id: str, *, severity: Severity = "error") -> Callable[[Callable[
     return decorate
 
 
+class CheckSkipped(Exception):
+    """Raised inside a check when the grader cannot observe what it needs (e.g. the grading's
+    time limit was spent): the result is `skipped` with this reason, never the candidate's fail."""
+
+
 class GraderFault(Exception):
     """Raised by a check when the grader itself failed (its warehouse went away, its own
     files are missing), so the error says nothing about the candidate's work."""
@@ -102,6 +107,8 @@ def run_check(spec: CheckSpec, ctx: Any) -> CheckResult:
     failed and marks the scoring provisional for a grader fault)."""
     try:
         outcome = spec.func(ctx)
+    except CheckSkipped as skipped:
+        return CheckResult(spec.id, "skipped", 0.0, str(skipped), severity=spec.severity, purpose=spec.purpose)
     except Exception as exc:  # a bug in one check must not lose the report
         fault = fault_of(exc)
         return CheckResult(spec.id, "error", 0.0, f"check crashed: {type(exc).__name__}: {exc}",
