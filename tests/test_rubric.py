@@ -249,3 +249,19 @@ def test_malformed_notes_are_refused_clearly(tmp_path, text, message):
     notes_file.write_text(text)
     with pytest.raises(RubricError, match=message):
         load_notes(notes_file)
+
+
+def test_a_crash_says_whose_fault_it_was():
+    from checks.registry import CheckSpec, GraderFault, run_check
+
+    def deep(ctx):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    def lost(ctx):
+        raise GraderFault("the warehouse stopped answering")
+
+    candidate = run_check(CheckSpec("lint.deep", "lint", "warning", "", deep), None).to_json()
+    grader = run_check(CheckSpec("lint.lost", "lint", "warning", "", lost), None).to_json()
+    assert candidate["status"] == grader["status"] == "error"
+    assert candidate["evidence"] == {"fault": "candidate", "error": "RecursionError: maximum recursion depth exceeded"}
+    assert grader["evidence"]["fault"] == "grader"
