@@ -883,6 +883,75 @@ def _alerting(f: DagFile, d: DagDef) -> list[str]:
     return how
 
 
+_LOG_ONLY = re.compile(r"(^|\.)(print|log|logging|logger|getLogger|debug|info|warning|warn|error|exception|critical)$")
+
+
+@check("dag.alerting_notifies", severity="warning")
+def alerting_notifies(ctx: StaticContext) -> CheckResult:
+    """The failure alert reaches a person (email, chat, paging, an HTTP alert), not only a log line nobody reads."""
+    if r := _skip_without_dags("dag.alerting_notifies", ctx):
+        return r
+    findings, summary = [], []
+    for f, d in _all_dags(ctx):
+        how = _alerting(f, d)
+        callbacks = _failure_callbacks(f, d)
+        notifying = [h for h in how if "callback" not in h and "not resolvable" not in h]
+        notifying += [f"callback {name} ({why})" for name, why in callbacks.items() if why]
+        logs_only = [name for name, why in callbacks.items() if not why]
+        if notifying:
+            summary.append({"dag": d.name, "notifies": notifying})
+        elif logs_only:
+            findings.append(_finding(f, d.line, f"{d.name}: failure callback {', '.join(logs_only)} only logs or "
+                                                "prints; nobody is notified"))
+        else:
+            findings.append(_finding(f, d.line, f"{d.name}: no failure alerting that reaches a person"))
+    return _per_dag("dag.alerting_notifies", ctx, findings, {"dags": summary})
+
+
+def _failure_callbacks(f: DagFile, d: DagDef) -> dict[str, str | None]:
+    """Failure callbacks of a DAG and its tasks -> how each notifies (None: only logs, or unknown)."""
+    exprs: list[ast.expr] = []
+    da = _default_args(f, d) or {}
+    for source in (d.kwargs, d.attrs, da):
+        for key in ("on_failure_callback", "sla_miss_callback", "on_retry_callback"):
+            if key in source and not _falsy(source[key]):
+                exprs.append(source[key])
+    for k in d.tasks:
+        t = f.tasks[k]
+        if "on_failure_callback" in t.kwargs and not _falsy(t.kwargs["on_failure_callback"]):
+            exprs.append(t.kwargs["on_failure_callback"])
+    out: dict[str, str | None] = {}
+    for expr in exprs:
+        items = expr.elts if isinstance(expr, (ast.List, ast.Tuple)) else [expr]
+        for item in items:
+            out[ast.unparse(item)[:80]] = _notifies(f, item, depth=0)
+    return out
+
+
+def _notifies(f: DagFile, node: ast.AST, depth: int) -> str | None:
+    """How a callback expression (a function name, a lambda, a notifier call) reaches a person."""
+    if depth > 3:
+        return None
+    if isinstance(node, ast.Name) and node.id in f.functions:
+        node = f.functions[node.id]
+    elif isinstance(node, ast.Call):
+        name = f.resolve(dotted(node.func))
+        if _NOTIFY.search(name.split(".")[-1]) or name.split(".")[-1].endswith("Notifier"):
+            return name.split(".")[-1]
+    for call in (c for c in ast.walk(node) if isinstance(c, ast.Call)):
+        name = f.resolve(dotted(call.func))
+        last = name.split(".")[-1]
+        if _LOG_ONLY.search(name):
+            continue
+        if _NOTIFY.search(name) or _HTTP_CALL.search(name) or last in ("send_email", "send_email_smtp"):
+            return last
+        if isinstance(call.func, ast.Name) and call.func.id in f.functions and f.functions[call.func.id] is not node:
+            found = _notifies(f, call.func, depth + 1)
+            if found:
+                return found
+    return None
+
+
 _AIRBYTE = re.compile(r"airbyte", re.I)
 _AIRBYTE_API = re.compile(r"connections/sync|/jobs\b|/v1/jobs|api/public|airbyte[^\s]*:8000|:8000/api|:8001/api", re.I)
 _HTTP_CALL = re.compile(r"(^|\.)(requests|httpx|urllib|aiohttp|http)\.|HttpHook|HttpOperator|urlopen", re.I)
