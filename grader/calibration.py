@@ -264,7 +264,7 @@ class PanelEntry:
 def load_panel(path: Path) -> list[PanelEntry]:
     """Read and validate a panel file (format in README, "Agreement with a panel")."""
     if not path.is_file():
-        raise CalibrationError(f"panel file {path} does not exist")
+        raise CalibrationError(f"panel file {path} is not a readable file")
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     items = data.get("workspaces") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
