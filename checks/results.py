@@ -319,8 +319,8 @@ def products_future_updated_at(ctx: ResultContext) -> CheckResult:
             seen = {"mart": model, "column": column, "latest": jsonable(latest),
                     "after_extraction": bool(latest and latest > extracted_at), "sql": sql}
             (contract_scan if column in contract else own_scan).append(seen)
-    if kept_read and not any(c["mart"] == "dim_products" and c["column"] == "updated_at" for c in contract_scan) \
-            and not any(p.startswith("dim_products.updated_at") for p in problems):
+    updated_at_seen = any(c["mart"] == "dim_products" and c["column"] == "updated_at" for c in contract_scan)
+    if kept_read and not updated_at_seen and not any(p.startswith("dim_products.updated_at") for p in problems):
         problems.append("dim_products lacks updated_at (a contract column), so the clock-skew handling is not observed")
     late_columns = [c for c in contract_scan if c["after_extraction"]]
     own_late = [c for c in own_scan if c["after_extraction"]]
@@ -335,7 +335,7 @@ def products_future_updated_at(ctx: ResultContext) -> CheckResult:
     if own_late:
         own_note = (f"; the candidate's own column(s) {', '.join(c['mart'] + '.' + c['column'] for c in own_late)} "
                     "hold later values (audit copies beside the contract's columns, not judged)")
-    score = kept * 0.5 + (0.5 if not late_columns and contract_scan else 0.0)
+    score = kept * 0.5 + (0.5 if updated_at_seen and not late_columns else 0.0)
     return _verdict(check_id, score, not problems,
                     ("; ".join(problems) or f"all products kept; the {len(contract_scan)} contract timestamp columns "
                      "lie within the extraction time") + own_note,
