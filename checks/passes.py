@@ -198,7 +198,8 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
         finally:
             ctx.load_table(mutation.table, original)
         after = _test_statuses(run)
-        caught_by = sorted(t for t in clean if after.get(t) in ("fail", "error"))
+        # A test declared severity: warn that starts warning has noticed the defect too (dbt shows it).
+        caught_by = sorted(t for t in clean if after.get(t) in ("fail", "error", "warn"))
         outcomes.append({"id": mutation.id, "defect": mutation.description, "table": f"raw.{mutation.table}",
                          "caught": bool(caught_by), "caught_by": [t.split(".")[-1] for t in caught_by][:10]})
     caught = sum(o["caught"] for o in outcomes)
@@ -206,7 +207,7 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
     missed = [o["id"] for o in outcomes if not o["caught"]]
     message = f"{caught} of {len(outcomes)} planted defects caught" + (f"; missed: {', '.join(missed)}" if missed else "")
     evidence = {"method": "one defect at a time in raw, `dbt build --select source:<raw table>+`; caught when a test "
-                          "that passed on clean data fails", "tests_passing_on_clean_data": len(clean),
+                          "that passed on clean data fails (or warns, when declared severity: warn)", "tests_passing_on_clean_data": len(clean),
                 "mutations": outcomes}
     return CheckResult("tests.mutations", "pass" if share >= 0.75 else "fail", share, message, evidence)
 
