@@ -207,7 +207,8 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
     missed = [o["id"] for o in outcomes if not o["caught"]]
     message = f"{caught} of {len(outcomes)} planted defects caught" + (f"; missed: {', '.join(missed)}" if missed else "")
     evidence = {"method": "one defect at a time in raw, `dbt build --select source:<raw table>+`; caught when a test "
-                          "that passed on clean data fails (or warns, when declared severity: warn)", "tests_passing_on_clean_data": len(clean),
+                          "that passed on clean data fails (or warns, when declared severity: warn)",
+                "tests_passing_on_clean_data": len(clean),
                 "mutations": outcomes}
     return CheckResult("tests.mutations", "pass" if share >= 0.75 else "fail", share, message, evidence)
 
