@@ -676,7 +676,8 @@ def test_rules_that_need_the_manifest_skip_and_the_others_still_run(tmp_path):
         "lint.undocumented_columns",
         "lint.source_freshness",
     }
-    assert {k for k, v in got.items() if v == "skipped"} == needs
+    # The layout rule has nothing to place when no deduplication is recognised (SELECT DISTINCT * is none).
+    assert {k for k, v in got.items() if v == "skipped"} == needs | {"lint.payments_dedup_layer"}
     assert got["lint.payments_dedup_pattern"] == "fail" and got["lint.select_star_in_mart"] == "fail"
     assert "error" not in got.values()
 
@@ -738,6 +739,9 @@ def test_dbt_parse_good_fixture_passes_every_rule(parsed_fixtures):
 def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
     ctx = parsed_fixtures["dbt_bad"]
     res = {s.id: run_check(s, ctx) for s in specs("lint")}
+    # No deduplication recognised: the layout rule has nothing to place and leaves the verdict to the trap's checks.
+    layout = res.pop("lint.payments_dedup_layer")
+    assert layout.status == "skipped" and "payments.dedup" in layout.message
     assert {k for k, r in res.items() if r.status != "fail"} == set(), {
         k: (r.status, r.message) for k, r in res.items() if r.status != "fail"
     }
