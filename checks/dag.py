@@ -105,7 +105,7 @@ class DagFile:
         self._seen_calls: dict[int, set[str]] = {}
         self._shared = shared_assigns or {}
         try:
-            self.tree = ast.parse(text, filename=str(path))
+            self.tree = parse_bounded(text, str(path))
         except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
             self.error = exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))
             return
@@ -639,13 +639,33 @@ def _is_main_guard(stmt: ast.If) -> bool:
 # =====================================================================================
 
 
+# Deeper syntax trees are not analysed: the rules walk them recursively. Real DAG files
+# stay under 30 levels; ast.parse itself accepts about 3,000.
+MAX_AST_DEPTH = 200
+
+
+def parse_bounded(text: str, filename: str) -> ast.Module:
+    """ast.parse, with nesting too deep to walk safely reported as a SyntaxError."""
+    try:
+        tree = ast.parse(text, filename=filename)
+    except (RecursionError, MemoryError):
+        raise SyntaxError("nested too deep for Python's own parser") from None
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_AST_DEPTH:
+            raise SyntaxError(f"nested more than {MAX_AST_DEPTH} levels deep: not analysed", (filename, getattr(node, "lineno", 1), 1, None))
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
+
+
 def dag_files(ctx: StaticContext) -> list[DagFile]:
     def build() -> list[DagFile]:
         texts = {p: (read_text(p) or "") for p in ctx.dag_files}
         shared: dict[str, dict[str, ast.expr]] = {}
         for p, text in texts.items():  # module-level constants of sibling modules (default_args.py)
             try:
-                tree = ast.parse(text)
+                tree = parse_bounded(text, str(p))
             except (SyntaxError, ValueError):
                 continue
             assigns = {}

@@ -49,6 +49,29 @@ class Progress:
             print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+DEFAULT_TIME_LIMIT_S = 1800.0
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
+
+
+def positive_gb(value: str) -> float:
+    try:
+        gb = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of gigabytes") from None
+    if gb < 0.5:
+        raise argparse.ArgumentTypeError("must be at least 0.5 GB (dbt alone needs about 0.4)")
+    return gb
+
+
 def warehouse_spec(value: str) -> str:
     """'embedded', 'docker' or an http(s) URL; anything else is a usage error (exit 2)."""
     if value in ("embedded", "docker") or value.startswith(("http://", "https://")):
@@ -63,6 +86,9 @@ def grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("reports"),
                         help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
     parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
+    parser.add_argument("--replace-datasets", action="store_true",
+                        help="with --warehouse URL: allow deleting the datasets already there that the grader did "
+                             "not create (a live stack's raw, staging, marts); without it grading stops instead")
     parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
                         help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
                              "goccy emulator via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
@@ -74,7 +100,21 @@ def grade_parser() -> argparse.ArgumentParser:
                         help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
                              "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
     parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
-                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900)")
+                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900); "
+                             "all of them also draw from --time-limit")
+    parser.add_argument("--time-limit", type=positive_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                        help=f"one deadline for the whole grading (default: {DEFAULT_TIME_LIMIT_S:g}, several times "
+                             "what the default dataset needs); the passes left when it is spent are skipped, "
+                             "with the reason, and the report is still written")
+    parser.add_argument("--memory-limit", type=positive_gb, default=4.0, metavar="GB",
+                        help="address space allowed to each process that runs candidate code (dbt, the Airflow "
+                             "loader; the warehouse engine gets twice this, its queries three quarters of it) "
+                             "(default: 4)")
+    parser.add_argument("--allow-unisolated", action="store_true",
+                        help="grade even where no sandbox is available (not Linux, no bubblewrap, no user "
+                             "namespaces): the candidate's dbt project and SQL then run with your user's rights "
+                             "and network. The report says so in its header. Without this flag such a machine "
+                             "refuses to run candidate code (exit 3)")
     parser.add_argument("--quick", action="store_true",
                         help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
                              "dbt.generalises): one dbt build instead of about ten")
@@ -153,14 +193,14 @@ def calibrate_parser() -> argparse.ArgumentParser:
 
 
 def run_rubric_doc(argv: list[str]) -> int:
-    from grader.rubric import render_markdown
+    from grader.rubric import render_candidate_markdown
 
     parser = argparse.ArgumentParser(prog="grade rubric-doc",
                                      description="Write environment/docs/EVALUATION_RUBRIC.md from rubric.yaml.")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file is out of date")
     args = parser.parse_args(argv)
     target = Path(__file__).resolve().parents[1] / "environment" / "docs" / "EVALUATION_RUBRIC.md"
-    text = render_markdown()
+    text = render_candidate_markdown()
     if args.check:
         current = target.read_text(encoding="utf-8") if target.exists() else ""
         if current != text:

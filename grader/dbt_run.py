@@ -30,6 +30,8 @@ from typing import Any, Callable, Literal
 
 import yaml
 
+from grader.sandbox import Jail, Limits
+
 DEFAULT_PROFILE_NAME = "default"
 TARGET_NAME = "grader"
 SKIP_DIRS = frozenset({"dbt_packages", "target", ".venv", "node_modules", ".git"})
@@ -261,6 +263,8 @@ def run_dbt(
     env_extra: dict[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
     reuse_parse: bool = False,
+    readable_root: Path | None = None,
+    limits: Limits | None = None,
 ) -> DbtInvocation:
     """Run one dbt command on the candidate's project, bounded in time and isolated.
 
@@ -272,6 +276,11 @@ def run_dbt(
     isolation flags are added here. dbt runs in its own process group so that a
     timeout or a Ctrl-C in the grader ends dbt and anything it started. Output goes
     to `log_path`; `on_line` sees each line as it comes (for progress).
+
+    dbt runs the candidate's Jinja and SQL, so it runs in a jail (grader.sandbox): it reads
+    `readable_root` (the snapshot; default `project_dir`), writes only `profiles_dir`, shares
+    the grading's private loopback with the emulator, and has `limits` (memory, file size,
+    processes).
     """
     paths = private_paths(profiles_dir)
     for folder in paths.values():
@@ -292,11 +301,13 @@ def run_dbt(
     ]
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     started = time.monotonic()
+    jail = Jail(limits=limits or Limits(), writable=[profiles_dir], readable=[readable_root or project_dir],
+                env=scrubbed_env(profiles_dir, env_extra), cwd=project_dir)
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            command,
+            jail.command(command),
             cwd=project_dir,
-            env=scrubbed_env(profiles_dir, env_extra),
+            env=jail.environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -449,6 +460,8 @@ def build(
     timeout_s: float = 900,
     progress: Progress | None = None,
     project: str = "marketplace-analytics",
+    readable_root: Path | None = None,
+    limits: Limits | None = None,
 ) -> DbtRun:
     """Seed, then build, the candidate's project; `timeout_s` bounds both together.
 
@@ -483,6 +496,7 @@ def build(
             max(timeout_s - (time.monotonic() - started), 0.0),
             work_dir / f"dbt-{step}.log",
             env_extra=env_extra, on_line=_progress_lines(progress, step), reuse_parse=step == "build",
+            readable_root=readable_root, limits=limits,
         )
         run.invocations.append(invocation)
         if invocation.timed_out:
@@ -501,7 +515,8 @@ def build(
 
 
 def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list[str], timeout_s: float,
-          label: str, project: str = "marketplace-analytics") -> DbtRun:
+          label: str, project: str = "marketplace-analytics", readable_root: Path | None = None,
+          limits: Limits | None = None) -> DbtRun:
     """One more dbt command (`["build"]` again, a selection, ...) on a project `build()`
     already ran: the rebuilding checks (idempotency, variant data, mutations) use it.
 
@@ -519,7 +534,8 @@ def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(first_parse, target / PARSE_STATE)
     invocation = run_dbt(project_dir, private, args, timeout_s, private / "dbt.log",
-                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}, reuse_parse=True)
+                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}, reuse_parse=True,
+                         readable_root=readable_root, limits=limits)
     run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
                  timed_out=invocation.timed_out, duration_s=invocation.duration_s)
     if invocation.timed_out:

@@ -191,3 +191,24 @@ def render_markdown(rubric: Rubric | None = None) -> str:
         out += [f"Gate: when `{gate['check']}` is a {gate['when']}, {', '.join(gate['criteria'])} are capped at "
                 f"{gate['cap']}: {gate['reason']}.", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def render_candidate_markdown(rubric: Rubric | None = None) -> str:
+    """docs/EVALUATION_RUBRIC.md as the candidate sees it: sections, weights and criteria only.
+
+    The check ids, level descriptions (which name the wrong answers) and bands stay with the
+    interviewer (render_markdown, and the report).
+    """
+    rubric = rubric or Rubric.load()
+    out = ["# Evaluation rubric", "",
+           "<!-- Generated from rubric.yaml by `grade rubric-doc`. Do not edit by hand. -->", "",
+           "Your work is assessed on the criteria below, each scored from 0 (absent) to 4 (what we would expect "
+           "of a strong senior data engineer), weighted by section. Most are read from your repository (models, "
+           "tests, documentation, `docs/DECISIONS.md`, the DAG and the git history of your work); the ones marked "
+           "*interviewer* come from the session and the discussion.", "",
+           "| section | weight | criteria |", "|---|---|---|"]
+    for section in rubric.sections:
+        titles = [c["title"] + (" (*interviewer*)" if c.get("source") == "interviewer" else "")
+                  for c in section["criteria"]]
+        out.append(f"| {section['title']} | {section['weight']}% | {', '.join(titles)} |")
+    return "\n".join(out) + "\n"

@@ -738,7 +738,8 @@ def test_dbt_parse_good_fixture_passes_every_rule(parsed_fixtures):
 @pytest.mark.slow
 def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
     ctx = parsed_fixtures["dbt_bad"]
-    res = {s.id: run_check(s, ctx) for s in specs("lint")}
+    # lint.not_analysed judges whether the SQL could be analysed, not its quality: it passes
+    res = {s.id: run_check(s, ctx) for s in specs("lint") if s.id != "lint.not_analysed"}
     # No deduplication recognised: the layout rule has nothing to place and leaves the verdict to the trap's checks.
     layout = res.pop("lint.payments_dedup_layer")
     assert layout.status == "skipped" and "payments.dedup" in layout.message

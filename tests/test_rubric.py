@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.rubric import Rubric, RubricError, load_notes, render_markdown, score
+from grader.rubric import Rubric, RubricError, load_notes, render_candidate_markdown, score
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def test_shape_follows_the_contract():
 
 def test_generated_rubric_document_is_up_to_date():
     committed = (REPO / "environment" / "docs" / "EVALUATION_RUBRIC.md").read_text(encoding="utf-8")
-    assert committed == render_markdown(), "run `grade rubric-doc` after editing rubric.yaml"
+    assert committed == render_candidate_markdown(), "run `grade rubric-doc` after editing rubric.yaml"
 
 
 def test_everything_passing_is_strong_hire_and_debugging_awaits_the_interviewer():
@@ -92,3 +92,16 @@ def test_malformed_notes_are_refused_clearly(tmp_path, text, message):
     notes_file.write_text(text)
     with pytest.raises(RubricError, match=message):
         load_notes(notes_file)
+
+
+def test_the_candidate_rubric_shows_criteria_and_weights_not_checks_or_wrong_answers():
+    rubric = Rubric.load()
+    doc = render_candidate_markdown(rubric)
+    for section in rubric.sections:
+        assert f"| {section['title']} | {section['weight']}% |" in doc
+        for criterion in section["criteria"]:
+            assert criterion["title"] in doc
+            for informed in criterion.get("informed_by", []):
+                assert informed["check"] not in doc
+            for text in criterion["levels"].values():
+                assert text not in doc
