@@ -10,16 +10,19 @@ MAX_LISTED = 15
 
 @check("dbt.build")
 def dbt_build(run: DbtRun) -> CheckResult:
-    """The candidate's dbt build on the canonical data: nodes passed, failed, errored."""
+    """The candidate's dbt build on the canonical data: nodes passed, failed, errored; a severity: warn test is a warning."""
     nodes = run.nodes
     total = sum(nodes.values())
     evidence = {"nodes": dict(nodes), "problems": list(run.problems),
                 "commands": [f"dbt {i.command[1]}" for i in run.invocations if len(i.command) > 1]}
     if run.status == "skipped":
         return CheckResult("dbt.build", "fail", 0.0, "; ".join(run.problems) or "dbt was not run", evidence)
-    broken = [r for r in run.results if r.status not in ("success", "pass", "skipped", "no-op")]
+    broken = [r for r in run.results if r.status not in ("success", "pass", "warn", "skipped", "no-op")]
     evidence["not_passing"] = [{"node": r.unique_id, "status": r.status, "message": (r.message or "")[:500]}
                                for r in broken[:MAX_LISTED]]
+    # A test the candidate declared `severity: warn` reports "warn", and dbt exits 0: a warning, as dbt treats it.
+    warned = [r for r in run.results if r.status == "warn"]
+    evidence["warnings"] = [{"node": r.unique_id, "message": (r.message or "")[:500]} for r in warned[:MAX_LISTED]]
     if run.timed_out:
         return CheckResult("dbt.build", "fail", 0.0, "; ".join(run.problems), evidence)
     if total == 0:
@@ -29,7 +32,9 @@ def dbt_build(run: DbtRun) -> CheckResult:
     passed = nodes["pass"] + nodes["warn"]
     summary = ", ".join(f"{n} {k}" for k, n in nodes.items() if n)
     if run.status == "success" and not broken:
-        return CheckResult("dbt.build", "pass", 1.0, f"dbt build succeeded: {summary}", evidence)
+        note = (f" ({len(warned)} warning(s) from tests declared severity: warn, e.g. {warned[0].name})"
+                if warned else "")
+        return CheckResult("dbt.build", "pass", 1.0, f"dbt build succeeded: {summary}{note}", evidence)
     first = broken[0] if broken else None
     detail = f"; first: {first.name} ({first.status})" if first else ""
     return CheckResult("dbt.build", "fail", passed / total, f"dbt build failed: {summary}{detail}", evidence)

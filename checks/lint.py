@@ -1229,6 +1229,23 @@ def _dedup_patterns(tree: exp.Expression) -> tuple[list[str], list[str]]:
 _DEDUP_MACRO = re.compile(r"\{\{-?\s*[\w.]*dedup\w*\s*\(", re.I)
 
 
+def _model_dedup_patterns(ctx: StaticContext, mdl: Model) -> tuple[list[str], list[str]]:
+    """(recognised dedup patterns on event_id, non-dedup patterns) of one model, by its SQL or, unparsed, by regex."""
+    tree = parsed(ctx, mdl)
+    good, bad = _dedup_patterns(tree) if tree is not None else ([], [])
+    if _DEDUP_MACRO.search(mdl.raw_code):
+        good.append("dedup macro: " + _DEDUP_MACRO.search(mdl.raw_code).group(0).strip("{ -("))  # type: ignore[union-attr]
+    if tree is None:
+        sql = stripped(ctx, mdl).sql
+        if re.search(r"partition\s+by\s+[\w.]*event_id", sql, re.I) and re.search(r"qualify|=\s*1\b", sql, re.I):
+            good.append("window over event_id with a filter (regex; SQL did not parse)")
+        if re.search(r"group\s+by[^;]*\bevent_id\b", sql, re.I):
+            good.append("GROUP BY event_id (regex; SQL did not parse)")
+        if re.search(r"select\s+distinct\s+\*", sql, re.I):
+            bad.append("SELECT DISTINCT *")
+    return good, bad
+
+
 @check("lint.payments_dedup_pattern", severity="error")
 def payments_dedup_pattern(ctx: StaticContext) -> CheckResult:
     """The payments lineage removes replayed events by event_id (window + filter/QUALIFY, GROUP BY event_id, or a dedup macro); SELECT DISTINCT * is not one."""
@@ -1243,18 +1260,7 @@ def payments_dedup_pattern(ctx: StaticContext) -> CheckResult:
     recognised: list[dict] = []
     not_dedup: list[Finding] = []
     for mdl in lineage:
-        tree = parsed(ctx, mdl)
-        good, bad = _dedup_patterns(tree) if tree is not None else ([], [])
-        if _DEDUP_MACRO.search(mdl.raw_code):
-            good.append("dedup macro: " + _DEDUP_MACRO.search(mdl.raw_code).group(0).strip("{ -("))  # type: ignore[union-attr]
-        if tree is None:
-            sql = stripped(ctx, mdl).sql
-            if re.search(r"partition\s+by\s+[\w.]*event_id", sql, re.I) and re.search(r"qualify|=\s*1\b", sql, re.I):
-                good.append("window over event_id with a filter (regex; SQL did not parse)")
-            if re.search(r"group\s+by[^;]*\bevent_id\b", sql, re.I):
-                good.append("GROUP BY event_id (regex; SQL did not parse)")
-            if re.search(r"select\s+distinct\s+\*", sql, re.I):
-                bad.append("SELECT DISTINCT *")
+        good, bad = _model_dedup_patterns(ctx, mdl)
         for g in good:
             f = _finding(
                 ctx,
@@ -1280,6 +1286,33 @@ def payments_dedup_pattern(ctx: StaticContext) -> CheckResult:
     f = _finding(ctx, target, f"no deduplication on event_id in the payments lineage ({', '.join(ev['lineage'])})")
     ev["findings"] = [f.to_json()]
     return _result(cid, "fail", 0.0, f.message, **ev)
+
+
+@check("lint.payments_dedup_layer", severity="info")
+def payments_dedup_layer(ctx: StaticContext) -> CheckResult:
+    """Where replayed payment events are removed. A layout preference, weighed lightly: removed in staging, every
+    consumer of stg_payments sees one row per event; removed downstream (an intermediate model, the mart), each
+    new consumer of stg_payments must deduplicate again. Either is sound; payments.dedup judges the outcome."""
+    cid = "lint.payments_dedup_layer"
+    if r := _no_project(cid, ctx):
+        return r
+    placed = []
+    for mdl in _lineage(ctx, "payment", "payments"):
+        good, _ = _model_dedup_patterns(ctx, mdl)
+        if good:
+            layer = mdl.layer or "unlayered"
+            placed.append({"model": mdl.name, "layer": layer, "pattern": good[0],
+                           **_finding(ctx, mdl, f"{mdl.name} ({layer}): {good[0]}").to_json()})
+    if not placed:
+        return _result(cid, "skipped", 0.0, "no deduplication on event_id recognised; payments.dedup and "
+                       "lint.payments_dedup_pattern judge that", placements=[])
+    in_staging = [p for p in placed if p["layer"] == "staging"]
+    if in_staging:
+        return _result(cid, "pass", 1.0, f"replays removed in staging ({in_staging[0]['model']})", placements=placed)
+    where = ", ".join(f"{p['model']} ({p['layer']})" for p in placed)
+    return _result(cid, "fail", 0.5, f"replays removed downstream of staging, in {where}: a sound layout, but every "
+                   "other consumer of stg_payments must deduplicate again (a preference, not a missed trap)",
+                   placements=placed)
 
 
 # -- the confirmed_at trap ---------------------------------------------------------------

@@ -239,7 +239,8 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
         finally:
             ctx.load_table(mutation.table, original)
         after = _test_statuses(run)
-        caught_by = sorted(t for t in clean if after.get(t) in ("fail", "error"))
+        # A test declared severity: warn that starts warning has noticed the defect too (dbt shows it).
+        caught_by = sorted(t for t in clean if after.get(t) in ("fail", "error", "warn"))
         outcomes.append({"id": mutation.id, "kind": mutation.kind, "defect": mutation.description,
                          "table": f"raw.{mutation.table}",
                          "caught": bool(caught_by), "caught_by": [t.split(".")[-1] for t in caught_by][:10]})
@@ -250,7 +251,8 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
     message = (f"{caught} of {len(outcomes)} planted defects caught ({sum(o['caught'] for o in business)} of "
                f"{len(business)} business-rule defects)" + (f"; missed: {', '.join(missed)}" if missed else ""))
     evidence = {"method": "one defect at a time in raw, `dbt build --select source:<raw table>+`; caught when a test "
-                          "that passed on clean data fails", "tests_passing_on_clean_data": len(clean),
+                          "that passed on clean data fails (or warns, when declared severity: warn)",
+                "tests_passing_on_clean_data": len(clean),
                 "mutations": outcomes}
     return CheckResult("tests.mutations", "pass" if share >= 0.75 else "fail", share, message, evidence)
 

@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 from checks.marts import (
-    MartProblem, ResultContext, as_date, as_decimal, jsonable, parse_instant, sample,
+    CONTRACT_TIMESTAMP_COLUMNS, MARTS, TEMPORAL_TYPES, MartProblem, ResultContext, as_date, as_decimal, jsonable,
+    parse_instant, query, sample,
 )
 from checks.registry import CheckResult, check
 from grader.dataset.schema import EXCHANGE_RATES
@@ -38,7 +39,7 @@ def _usd(amount: Decimal, currency: str) -> Decimal:
 
 @check("payments.dedup")
 def payments_dedup(ctx: ResultContext) -> CheckResult:
-    """fct_payments (and stg_payments when present) hold one row per payment event, with the right USD total."""
+    """fct_payments holds one row per payment event, with the right USD total, wherever the replays were removed."""
     check_id = "payments.dedup"
     try:
         mart = ctx.read("fct_payments", ["event_id", "amount", "currency"])
@@ -55,25 +56,17 @@ def payments_dedup(ctx: ResultContext) -> CheckResult:
     expected_total = Decimal(ctx.truth["payments_summary"]["total_usd"])
     evidence: dict[str, Any] = {
         "sql": mart.sql, "relation": mart.relation,
+        "judged": "fct_payments, the contract's mart: where the replays are removed (staging, an intermediate "
+                  "model, the mart) is the candidate's choice",
         "expected": {"rows": len(truth), "distinct_event_ids": len(truth), "total_usd": str(expected_total)},
         "observed": {"rows": len(mart.rows), "distinct_event_ids": len(counts), "total_usd": str(total),
                      "event_ids_more_than_once": len(duplicated), "missing_event_ids": len(missing),
                      "unknown_event_ids": len(extra)},
         "sample_duplicated": sample([{"event_id": e, "rows": n} for e, n in duplicated.items()]),
         "sample_missing": sample(missing),
+        "stg_payments": _staging_payments(ctx),
     }
     problems = []
-    staging_note = ""
-    try:
-        staging = ctx.read("stg_payments", ["event_id"])
-        stg_counts = Counter(r["event_id"] for r in staging.rows)
-        stg_dupes = sum(1 for n in stg_counts.values() if n > 1)
-        evidence["stg_payments"] = {"sql": staging.sql, "rows": len(staging.rows), "distinct_event_ids": len(stg_counts),
-                                    "event_ids_more_than_once": stg_dupes}
-        if stg_dupes:
-            staging_note = f"; stg_payments still holds {stg_dupes} replayed event(s)"
-    except MartProblem as problem:
-        evidence["stg_payments"] = f"not checked: {problem}"
     if duplicated:
         rows_replayed = sum(n - 1 for n in duplicated.values())
         problems.append(f"{len(duplicated)} event_id(s) appear more than once ({rows_replayed} extra rows: webhook "
@@ -85,14 +78,22 @@ def payments_dedup(ctx: ResultContext) -> CheckResult:
     if abs(total - expected_total) > CENT * max(1, len(truth)) / 2:
         problems.append(f"USD total {total} differs from {expected_total}")
     score = exactly_once / len(truth) * (1.0 if not extra else 0.5)
-    ok = not problems and not staging_note
-    if ok:
-        message = f"one row per event_id: {len(truth)} events, USD total {expected_total}"
-    elif problems:
-        message = "; ".join(problems) + staging_note
-    else:
-        message = staging_note.lstrip("; ")
-    return _verdict(check_id, score if not staging_note else score * 0.9, ok, message, evidence)
+    message = "; ".join(problems) or f"one row per event_id: {len(truth)} events, USD total {expected_total}"
+    return _verdict(check_id, score, not problems, message, evidence)
+
+
+def _staging_payments(ctx: ResultContext) -> dict[str, Any] | str:
+    """What stg_payments holds, for the panel's information only: one-to-one with the source is a sound design."""
+    try:
+        staging = ctx.read("stg_payments", ["event_id"])
+    except MartProblem as problem:
+        return f"not read: {problem}"
+    counts = Counter(r["event_id"] for r in staging.rows)
+    replayed = sum(1 for n in counts.values() if n > 1)
+    return {"sql": staging.sql, "rows": len(staging.rows), "distinct_event_ids": len(counts),
+            "event_ids_more_than_once": replayed,
+            "reading": "deduplicated in staging" if not replayed
+            else "one row per delivery (replays kept); not judged here, the mart is"}
 
 
 @check("orders.confirmed_at_utc")
@@ -276,14 +277,17 @@ def money_usd_conversion(ctx: ResultContext) -> CheckResult:
 
 @check("products.future_updated_at")
 def products_future_updated_at(ctx: ResultContext) -> CheckResult:
-    """No product is lost over a future updated_at, and no mart timestamp lies after the extraction time."""
+    """No product is lost over a future updated_at, and no contract timestamp column of a mart lies after the
+    extraction time (columns the candidate adds beside them, such as an audit copy, are listed, not judged)."""
     check_id = "products.future_updated_at"
     extracted_at = ctx.extracted_at
     evidence: dict[str, Any] = {"extracted_at": ctx.truth["extracted_at"]}
     problems = []
     kept = 0.0
+    kept_read = False
     try:
         mart = ctx.read("dim_products", ["product_id"])
+        kept_read = True
         got = {r["product_id"] for r in mart.rows}
         future = {p for p, t in ctx.truth["products"].items() if t["future_updated_at"]}
         lost = sorted(set(ctx.truth["products"]) - got)
@@ -298,29 +302,44 @@ def products_future_updated_at(ctx: ResultContext) -> CheckResult:
             kept = 1.0
     except MartProblem as problem:
         problems.append(str(problem))
-    late_columns, scanned = [], 0
-    for model in ("fct_orders", "fct_payments", "dim_users", "dim_products", "fct_daily_sales", "fct_seller_performance"):
+    contract_scan, own_scan = [], []
+    for model in MARTS:
         try:
             relation, types = ctx.table_columns(model)
         except MartProblem:
             continue
+        contract = CONTRACT_TIMESTAMP_COLUMNS.get(model, ())
         for column, type_ in sorted(types.items()):
-            if type_ not in ("TIMESTAMP", "DATETIME", "DATE"):
+            if type_ not in TEMPORAL_TYPES:
+                if column in contract:
+                    problems.append(f"{model}.{column} is {type_}, not a TIMESTAMP, DATETIME or DATE")
                 continue
-            scanned += 1
-            sql = f"SELECT MAX({column}) AS latest, COUNTIF({column} IS NOT NULL) AS n FROM `{relation}`"
-            rows = [dict(r) for r in ctx.client.query(sql).result()]
+            sql = f"SELECT MAX(`{column}`) AS latest FROM `{relation}`"
+            rows = query(ctx.client, sql)
             latest = parse_instant(rows[0]["latest"]) if rows else None
-            if latest and latest > extracted_at:
-                late_columns.append({"mart": model, "column": column, "latest": jsonable(latest), "sql": sql})
-    evidence["timestamp_columns_scanned"] = scanned
+            seen = {"mart": model, "column": column, "latest": jsonable(latest),
+                    "after_extraction": bool(latest and latest > extracted_at), "sql": sql}
+            (contract_scan if column in contract else own_scan).append(seen)
+    updated_at_seen = any(c["mart"] == "dim_products" and c["column"] == "updated_at" for c in contract_scan)
+    if kept_read and not updated_at_seen and not any(p.startswith("dim_products.updated_at") for p in problems):
+        problems.append("dim_products lacks updated_at (a contract column), so the clock-skew handling is not observed")
+    late_columns = [c for c in contract_scan if c["after_extraction"]]
+    own_late = [c for c in own_scan if c["after_extraction"]]
+    evidence["judged"] = {m: list(cols) for m, cols in CONTRACT_TIMESTAMP_COLUMNS.items()}
+    evidence["timestamp_columns_scanned"] = len(contract_scan)
     evidence["columns_after_extraction"] = late_columns
+    evidence["candidate_columns_not_judged"] = own_scan
     if late_columns:
-        problems.append(f"{len(late_columns)} mart column(s) hold timestamps after the extraction time: "
+        problems.append(f"{len(late_columns)} contract column(s) hold timestamps after the extraction time: "
                         + ", ".join(f"{c['mart']}.{c['column']}" for c in late_columns))
-    score = kept * 0.5 + (0.5 if not late_columns and scanned else 0.0)
+    own_note = ""
+    if own_late:
+        own_note = (f"; the candidate's own column(s) {', '.join(c['mart'] + '.' + c['column'] for c in own_late)} "
+                    "hold later values (audit copies beside the contract's columns, not judged)")
+    score = kept * 0.5 + (0.5 if updated_at_seen and not late_columns else 0.0)
     return _verdict(check_id, score, not problems,
-                    "; ".join(problems) or f"all products kept; {scanned} timestamp columns within the extraction time",
+                    ("; ".join(problems) or f"all products kept; the {len(contract_scan)} contract timestamp columns "
+                     "lie within the extraction time") + own_note,
                     evidence)
 
 

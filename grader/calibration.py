@@ -28,6 +28,10 @@ COMMIT_GAP = timedelta(minutes=20)
 STARTER_EXCLUDES = ("postgres",)
 
 
+class CalibrationError(ValueError):
+    """solutions.yaml or a panel file is malformed; the message says where."""
+
+
 @dataclass(frozen=True)
 class Solution:
     name: str
@@ -36,12 +40,40 @@ class Solution:
     why: str
     base: str | None = None
     remove: tuple[str, ...] = ()
+    max_total: float | None = None
+    min_total: float | None = None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The reference solutions and the chains of them whose totals must strictly decrease."""
+
+    solutions: list[Solution]
+    ordered: list[list[str]]
+
+
+def load_calibration(path: Path = CALIBRATION_DIR / "solutions.yaml") -> Calibration:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    solutions = []
+    for s in data["solutions"]:
+        bounds = {k: s.get(k) for k in ("max_total", "min_total")}
+        for key, value in bounds.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise CalibrationError(f"{path.name}: {s['name']}.{key} must be a number, not {value!r}")
+        solutions.append(Solution(s["name"], s.get("overlay"), tuple(s["expected"]), s.get("why", ""), s.get("base"),
+                                  tuple(s.get("remove", ())), bounds["max_total"], bounds["min_total"]))
+    names = {s.name for s in solutions}
+    ordered = [list(chain) for chain in data.get("ordered", [])]
+    for chain in ordered:
+        unknown = [n for n in chain if n not in names]
+        if unknown or len(chain) < 2:
+            raise CalibrationError(f"{path.name}: ordered chain {chain} needs two or more known solutions"
+                                   + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+    return Calibration(solutions, ordered)
 
 
 def load_solutions(path: Path = CALIBRATION_DIR / "solutions.yaml") -> list[Solution]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [Solution(s["name"], s.get("overlay"), tuple(s["expected"]), s.get("why", ""), s.get("base"),
-                     tuple(s.get("remove", ()))) for s in data["solutions"]]
+    return load_calibration(path).solutions
 
 
 def overlay_files(solution: Solution, overlay_root: Path) -> dict[str, Path]:
@@ -97,17 +129,33 @@ def _session_order(item: tuple[str, list[tuple[str, Path]]]) -> tuple[int, str]:
 
 
 def calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    """Grade the reference solutions; 1 when one misses its band or bounds or an ordered chain breaks.
+
+    With `--panel`, only the solutions the panel names (and `--only`) are graded, and the
+    agreement between the panel's levels and the automatic ones is printed after the table.
+    """
     from grader.cli import grade_parser
     from grader.pipeline import run_grade
 
-    solutions = [s for s in load_solutions() if not args.only or s.name in args.only]
-    if not solutions:
-        print(f"grade calibrate: no solution named {', '.join(args.only)}")
+    try:
+        calibration = load_calibration()
+        panel = load_panel(args.panel) if getattr(args, "panel", None) else None
+    except (CalibrationError, OSError, yaml.YAMLError) as problem:
+        print(f"grade calibrate: {problem}")
         return 2
+    wanted = set(args.only or ())
+    if panel is not None:
+        wanted |= {e.solution for e in panel if e.solution}
+    unknown = sorted(wanted - {s.name for s in calibration.solutions})
+    if unknown:
+        print(f"grade calibrate: no solution named {', '.join(unknown)}")
+        return 2
+    solutions = [s for s in calibration.solutions if (not wanted and panel is None) or s.name in wanted]
+    reports: dict[str, dict[str, Any]] = {}
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="grade-calibrate-") as tmp:
         for solution in solutions:
-            progress(f"calibration: {solution.name} (expected {' or '.join(solution.expected)})")
+            progress(f"calibration: {solution.name} (expected {expectation(solution)})")
             workspace = materialise(solution, Path(tmp))
             grade_args = grade_parser().parse_args(
                 [str(workspace), "--out", str(args.out), "--scale", args.scale, "--quiet"]
@@ -115,38 +163,198 @@ def calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
             code = run_grade(grade_args, progress if args.verbose else (lambda message: None))
             report_path = args.out / solution.name / "report.json"
             report = json.loads(report_path.read_text()) if report_path.exists() else None
-            band = report["rubric"]["band"] if report else "no report"
-            rows.append({"name": solution.name, "expected": solution.expected, "band": band, "exit": code,
-                         "total": report["rubric"]["total"] if report else None,
-                         "sections": {s["id"]: s["score"] for s in report["rubric"]["sections"]} if report else {},
-                         "ok": band in solution.expected and code == 0})
-    _print_table(rows)
-    totals = {r["name"]: r["total"] for r in rows}
-    order_ok = _strictly_ordered(totals, ["exemplary", "solid", "naive"])
-    if not order_ok:
-        print("ordering violated: exemplary > solid > naive expected")
-    misses = [r["name"] for r in rows if not r["ok"]]
-    if misses:
-        print(f"calibration FAILED: {', '.join(misses)} outside the expected band")
-    return 1 if misses or not order_ok else 0
+            if report:
+                reports[solution.name] = report
+            rows.append(judge(solution, report, code))
+    failures = [f"{r['name']}: {r['miss']}" for r in rows if r["miss"]]
+    failures += order_violations({r["name"]: r["total"] for r in rows}, calibration.ordered)
+    if rows:
+        print_table(rows)
+    for failure in failures:
+        print(f"calibration FAILED: {failure}")
+    if panel is not None:
+        try:
+            pairs = panel_pairs(panel, reports)
+        except CalibrationError as problem:
+            print(f"grade calibrate: {problem}")
+            return 2
+        if rows:
+            print()
+        print_agreement(agreement(pairs))
+    return 1 if failures else 0
 
 
-def _strictly_ordered(totals: dict[str, float | None], names: list[str]) -> bool:
-    present = [totals[n] for n in names if n in totals]
-    if any(t is None for t in present):
-        return False
-    return all(a > b for a, b in zip(present, present[1:]))
+def expectation(solution: Solution) -> str:
+    """The expectation as one phrase: the bands, then any bounds on the total."""
+    parts = [" or ".join(solution.expected)]
+    if solution.max_total is not None:
+        parts.append(f"total <= {solution.max_total:.2f}")
+    if solution.min_total is not None:
+        parts.append(f"total >= {solution.min_total:.2f}")
+    return ", ".join(parts)
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
+def judge(solution: Solution, report: dict[str, Any] | None, exit_code: int) -> dict[str, Any]:
+    """One table row: what was expected, what the report says, and why it misses (empty when it does not)."""
+    band = report["rubric"]["band"] if report else "no report"
+    total = report["rubric"]["total"] if report else None
+    misses = []
+    if exit_code != 0:
+        misses.append(f"grade exited {exit_code}")
+    if band not in solution.expected:
+        misses.append(f"band {band}, expected {' or '.join(solution.expected)}")
+    if total is not None and solution.max_total is not None and total > solution.max_total:
+        misses.append(f"total {total:.2f} above {solution.max_total:.2f}")
+    if total is not None and solution.min_total is not None and total < solution.min_total:
+        misses.append(f"total {total:.2f} below {solution.min_total:.2f}")
+    return {"name": solution.name, "expected": expectation(solution), "band": band, "total": total,
+            "sections": {s["id"]: s["score"] for s in report["rubric"]["sections"]} if report else {},
+            "miss": "; ".join(misses)}
+
+
+def order_violations(totals: dict[str, float | None], chains: list[list[str]]) -> list[str]:
+    """Each chain's graded members must have strictly decreasing totals; solutions not graded are left out."""
+    violations = []
+    for chain in chains:
+        present = [n for n in chain if n in totals]
+        for higher, lower in zip(present, present[1:]):
+            a, b = totals[higher], totals[lower]
+            if a is None or b is None or not a > b:
+                violations.append(f"order {' > '.join(chain)}: {higher} ({_shown(a)}) is not above "
+                                  f"{lower} ({_shown(b)})")
+    return violations
+
+
+def _shown(total: float | None) -> str:
+    return "no total" if total is None else f"{total:.2f}"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
     sections = sorted({k for r in rows for k in r["sections"]})
     header = ["solution", "expected", "got", "total"] + sections + ["ok"]
     table = [header]
     for r in rows:
-        table.append([r["name"], " / ".join(r["expected"]), r["band"],
-                      f"{r['total']:.2f}" if r["total"] is not None else "-"]
+        table.append([r["name"], r["expected"], r["band"], _shown(r["total"]).replace("no total", "-")]
                      + [f"{r['sections'].get(s):.2f}" if r["sections"].get(s) is not None else "-" for s in sections]
-                     + ["yes" if r["ok"] else "NO"])
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+                     + ["NO" if r["miss"] else "yes"])
+    print_columns(table)
+
+
+def print_columns(table: list[list[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     for row in table:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)))
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+# -- agreement with a human panel ------------------------------------------------------------
+
+LEVELS = (0, 1, 2, 3, 4)
+
+
+@dataclass(frozen=True)
+class PanelEntry:
+    """The levels a panel gave one graded workspace: its report.json, or a reference solution graded now."""
+
+    label: str
+    levels: dict[str, int]
+    report: Path | None = None
+    solution: str | None = None
+
+
+def load_panel(path: Path) -> list[PanelEntry]:
+    """Read and validate a panel file (format in README, "Agreement with a panel")."""
+    if not path.is_file():
+        raise CalibrationError(f"panel file {path} is not a readable file")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = data.get("workspaces") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise CalibrationError(f"{path}: expected a list under `workspaces:`")
+    entries = []
+    for number, item in enumerate(items, start=1):
+        where = f"{path}: workspace {number}"
+        if not isinstance(item, dict) or (("report" in item) == ("solution" in item)):
+            raise CalibrationError(f"{where}: give exactly one of `report:` (a report.json) or `solution:` "
+                                   "(a reference solution)")
+        levels = item.get("levels")
+        if not isinstance(levels, dict) or not levels:
+            raise CalibrationError(f"{where}: `levels:` must map criterion ids to levels 0..4")
+        bad = {k: v for k, v in levels.items() if isinstance(v, bool) or v not in LEVELS}
+        if bad:
+            raise CalibrationError(f"{where}: levels must be whole numbers 0..4, got {bad}")
+        report = (path.parent / str(item["report"])).resolve() if "report" in item else None
+        solution = str(item["solution"]) if "solution" in item else None
+        label = str(item.get("name") or solution or item["report"])
+        entries.append(PanelEntry(label, {str(k): int(v) for k, v in levels.items()}, report, solution))
+    return entries
+
+
+def panel_pairs(panel: list[PanelEntry], graded: dict[str, dict[str, Any]]) -> dict[str, list[tuple[int, int | None]]]:
+    """criterion id -> [(panel level, automatic level or None when the grader set none)], in panel order."""
+    pairs: dict[str, list[tuple[int, int | None]]] = {}
+    for entry in panel:
+        if entry.report is not None:
+            try:
+                report = json.loads(entry.report.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as problem:
+                raise CalibrationError(f"panel workspace {entry.label}: cannot read {entry.report}: {problem}") from None
+        else:
+            report = graded.get(entry.solution or "")
+            if report is None:
+                raise CalibrationError(f"panel workspace {entry.label}: solution {entry.solution} produced no report")
+        automatic = {c["id"]: c.get("auto_level") for c in report.get("rubric", {}).get("criteria", [])}
+        unknown = sorted(set(entry.levels) - set(automatic))
+        if unknown:
+            raise CalibrationError(f"panel workspace {entry.label}: no criterion {', '.join(unknown)} in its report "
+                                   f"(criteria: {', '.join(sorted(automatic))})")
+        for criterion, level in entry.levels.items():
+            pairs.setdefault(criterion, []).append((level, automatic[criterion]))
+    return pairs
+
+
+def weighted_kappa(pairs: list[tuple[int, int]]) -> float | None:
+    """Cohen's kappa with quadratic weights over levels 0..4; None when undefined (no spread to agree on)."""
+    n = len(pairs)
+    if not n:
+        return None
+    panel_share = {k: sum(1 for p, _ in pairs if p == k) / n for k in LEVELS}
+    auto_share = {k: sum(1 for _, a in pairs if a == k) / n for k in LEVELS}
+    observed = sum((p - a) ** 2 for p, a in pairs) / n
+    expected = sum(panel_share[i] * auto_share[j] * (i - j) ** 2 for i in LEVELS for j in LEVELS)
+    return None if expected == 0 else 1 - observed / expected
+
+
+def agreement(pairs: dict[str, list[tuple[int, int | None]]]) -> list[dict[str, Any]]:
+    """Per criterion (sorted), then all criteria pooled: pairs compared, exact and within-one shares, kappa."""
+    rows = []
+    pooled: list[tuple[int, int]] = []
+    unset_total = 0
+    for criterion in sorted(pairs):
+        compared = [(p, a) for p, a in pairs[criterion] if a is not None]
+        unset = len(pairs[criterion]) - len(compared)
+        pooled += compared
+        unset_total += unset
+        rows.append(_agreement_row(criterion, compared, unset))
+    rows.append(_agreement_row("all criteria", pooled, unset_total))
+    return rows
+
+
+def _agreement_row(label: str, compared: list[tuple[int, int]], unset: int) -> dict[str, Any]:
+    n = len(compared)
+    return {"criterion": label, "pairs": n, "no_auto_level": unset,
+            "exact": sum(p == a for p, a in compared) / n if n else None,
+            "within_one": sum(abs(p - a) <= 1 for p, a in compared) / n if n else None,
+            "kappa": weighted_kappa(compared),
+            "mean_difference": sum(a - p for p, a in compared) / n if n else None}
+
+
+def print_agreement(rows: list[dict[str, Any]]) -> None:
+    share = lambda v: "-" if v is None else f"{v:.0%}"  # noqa: E731
+    number = lambda v: "n/a" if v is None else f"{v:+.2f}"  # noqa: E731
+    print("agreement with the panel (automatic level vs the panel's; kappa: quadratic weights, "
+          "1 = perfect, 0 = chance; bias: mean automatic minus panel)")
+    table = [["criterion", "pairs", "exact", "within 1", "kappa", "bias", "no auto level"]]
+    for r in rows:
+        table.append([r["criterion"], str(r["pairs"]), share(r["exact"]), share(r["within_one"]),
+                      "n/a" if r["kappa"] is None else f"{r['kappa']:.2f}", number(r["mean_difference"]),
+                      str(r["no_auto_level"])])
+    print_columns(table)

@@ -178,13 +178,17 @@ def calibrate_parser() -> argparse.ArgumentParser:
         prog="grade calibrate",
         description="Grade every reference solution under calibration/ (see calibration/solutions.yaml), print "
                     "expected vs got with per-section scores, and exit 1 when one lands outside its band or "
-                    "exemplary > solid > naive does not hold.")
+                    "bounds, or an order of totals declared there does not hold.")
     parser.add_argument("--out", type=Path, default=Path("reports") / "calibration",
                         help="where the reports go (default: reports/calibration)")
     parser.add_argument("--scale", default="default", choices=["small", "default"], help="dataset scale")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="grade only these solutions")
     parser.add_argument("--dbt-timeout", type=float, default=None, metavar="SECONDS", help="per dbt invocation")
     parser.add_argument("--verbose", "-v", action="store_true", help="show each grading's progress")
+    parser.add_argument("--panel", type=Path, metavar="PANEL_YAML",
+                        help="levels a human panel gave to graded workspaces (see README): print per criterion how "
+                             "often the automatic level agrees and a weighted kappa; grades only the solutions the "
+                             "panel names (and --only)")
     return parser
 
 

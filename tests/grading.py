@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from grader.calibration import Solution, materialise
+from grader.calibration import Solution, load_solutions, materialise
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTIONS = REPO / "tests" / "fixtures" / "solutions"
@@ -18,6 +18,12 @@ CALIBRATION = REPO / "calibration"
 def workspace(tmp_path: Path, name: str, overlay: str | None, root: Path = CALIBRATION) -> Path:
     """The starter repository with `root/overlay` laid over it, as a git workspace."""
     return materialise(Solution(name, overlay, (), ""), tmp_path, overlay_root=root)
+
+
+def calibration_workspace(tmp_path: Path, name: str) -> Path:
+    """The reference solution `name` of calibration/solutions.yaml (its base and removals applied)."""
+    solution = next(s for s in load_solutions() if s.name == name)
+    return materialise(solution, tmp_path)
 
 
 def grade(args: list[str], timeout: float = 900) -> subprocess.CompletedProcess:

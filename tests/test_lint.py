@@ -515,6 +515,41 @@ def test_payments_dedup_not_recognised(tmp_path, case):
     assert findings(res)[0]["file"].startswith("dbt/models/")
 
 
+
+PAYMENTS_ONE_TO_ONE = "select id as payment_row_id, event_id, amount from {{ source('raw', 'payments') }}"
+FIRST_DELIVERY = ("select * from {{ ref('%s') }} "
+                  "qualify row_number() over (partition by event_id order by event_timestamp) = 1")
+
+
+@pytest.mark.parametrize("layout", ["intermediate", "mart"])
+def test_dedup_downstream_of_staging_is_a_light_layout_finding(tmp_path, layout):
+    """A preference, not a missed trap: status fail at half score, naming where the replays are removed."""
+    stg = model("staging/stg_payments.sql", PAYMENTS_ONE_TO_ONE)
+    nodes = [stg]
+    if layout == "intermediate":
+        nodes.append(model("intermediate/int_payments_deduplicated.sql", FIRST_DELIVERY % "stg_payments"))
+        nodes.append(model("marts/fct_payments.sql", "select event_id, amount from {{ ref('int_payments_deduplicated') }}"))
+        where = "int_payments_deduplicated (intermediate)"
+    else:
+        nodes.append(model("marts/fct_payments.sql", FIRST_DELIVERY % "stg_payments"))
+        where = "fct_payments (mart)"
+    res = run("lint.payments_dedup_layer", workspace(tmp_path, manifest(*nodes)))
+    assert res.status == "fail" and res.score == 0.5, res.message
+    assert where in res.message and "not a missed trap" in res.message
+    assert res.severity == "info"
+    # The trap's own static check accepts the same project.
+    assert run("lint.payments_dedup_pattern", workspace(tmp_path / "again", manifest(*nodes))).status == "pass"
+
+
+def test_dedup_in_staging_passes_the_layout_rule_and_no_dedup_is_not_its_business(tmp_path):
+    stg = model("staging/stg_payments.sql", DEDUP_OK["qualify"])
+    fct = model("marts/fct_payments.sql", "select event_id, amount from {{ ref('stg_payments') }}")
+    res = run("lint.payments_dedup_layer", workspace(tmp_path, manifest(stg, fct)))
+    assert res.status == "pass" and "stg_payments" in res.message
+    plain = model("staging/stg_payments.sql", PAYMENTS_ONE_TO_ONE)
+    res = run("lint.payments_dedup_layer", workspace(tmp_path / "none", manifest(plain, fct)))
+    assert res.status == "skipped" and "payments.dedup" in res.message
+
 TZ_OK = {
     "timestamp_zone": "timestamp(confirmed_at, 'America/New_York')",
     "via_datetime": "timestamp(datetime(confirmed_at), 'America/New_York')",
@@ -641,7 +676,8 @@ def test_rules_that_need_the_manifest_skip_and_the_others_still_run(tmp_path):
         "lint.undocumented_columns",
         "lint.source_freshness",
     }
-    assert {k for k, v in got.items() if v == "skipped"} == needs
+    # The layout rule has nothing to place when no deduplication is recognised (SELECT DISTINCT * is none).
+    assert {k for k, v in got.items() if v == "skipped"} == needs | {"lint.payments_dedup_layer"}
     assert got["lint.payments_dedup_pattern"] == "fail" and got["lint.select_star_in_mart"] == "fail"
     assert "error" not in got.values()
 
@@ -704,6 +740,9 @@ def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
     ctx = parsed_fixtures["dbt_bad"]
     # lint.not_analysed judges whether the SQL could be analysed, not its quality: it passes
     res = {s.id: run_check(s, ctx) for s in specs("lint") if s.id != "lint.not_analysed"}
+    # No deduplication recognised: the layout rule has nothing to place and leaves the verdict to the trap's checks.
+    layout = res.pop("lint.payments_dedup_layer")
+    assert layout.status == "skipped" and "payments.dedup" in layout.message
     assert {k for k, r in res.items() if r.status != "fail"} == set(), {
         k: (r.status, r.message) for k, r in res.items() if r.status != "fail"
     }

@@ -1,0 +1,13 @@
+-- One row per payment event: the replayed deliveries found while exploring raw.payments are
+-- listed in the replayed_payment_rows seed and left out.
+select
+    p.event_id,
+    p.order_id,
+    p.status,
+    p.amount,
+    p.currency,
+    round(p.amount * r.usd_rate, 2)         as amount_usd,
+    p.event_timestamp
+from {{ ref('stg_payments') }} p
+join {{ ref('exchange_rates') }} r on r.currency_code = p.currency
+where p.payment_row_id not in (select payment_row_id from {{ ref('replayed_payment_rows') }})

@@ -1,0 +1,17 @@
+-- Every delivery of a payment webhook, renamed and typed; no rows dropped, so staging mirrors
+-- the source one-to-one. fct_payments, the only consumer, keeps one delivery per event.
+select
+    id                  as payment_row_id,
+    event_id,
+    order_id,
+    payment_provider,
+    payment_provider_id,
+    amount,
+    currency,
+    platform_fee,
+    seller_payout,
+    status,
+    processed_at,
+    event_timestamp,
+    created_at
+from {{ source('raw', 'payments') }}
