@@ -26,6 +26,7 @@ SOURCES = (
     "grader/dataset/money.py",
     "grader/dataset/raw.py",
     "grader/dataset/schema.py",
+    "grader/sandbox.py",
     "grader/warehouse.py",
 )
 

@@ -145,8 +145,7 @@ class EmbeddedEmulator(Warehouse):
         with open(self.log_path, "wb") as log:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 jail.command(command, self.isolation), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True,
-                preexec_fn=jail.preexec())
+                stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True)
         atexit.register(self.stop)
         try:
             self._wait_healthy(start_timeout)
@@ -192,11 +191,13 @@ class EmbeddedEmulator(Warehouse):
             time.sleep(0.1)
 
     def stop(self, remove_log: bool = True) -> None:
-        """SIGTERM the process group, SIGKILL it after `stop_timeout` s (or if interrupted meanwhile)."""
+        """SIGTERM the process group, SIGKILL it after `stop_timeout` s (or if interrupted meanwhile);
+        return once the engine inside the jail is gone too (the jail kills it as bubblewrap exits)."""
         process, self._process = self._process, None
         if process is None:
             return
         atexit.unregister(self.stop)
+        inside = sandbox_children(process.pid)
         try:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
@@ -207,6 +208,7 @@ class EmbeddedEmulator(Warehouse):
             if process.poll() is None:  # not yet reaped, so the group id cannot have been reused
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            _wait_gone(inside, self.stop_timeout)
         if remove_log and self._remove_log:
             self.log_path.unlink(missing_ok=True)
         if self._own_run_dir:
@@ -531,6 +533,20 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait until none of `pids` is alive (a zombie counts as gone), at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.02)
 
 
 def _get_json(url: str, timeout: float) -> Any:
