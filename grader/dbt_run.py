@@ -30,6 +30,8 @@ from typing import Any, Callable, Literal
 
 import yaml
 
+from grader.engine_faults import explain as explain_engine_fault
+
 DEFAULT_PROFILE_NAME = "default"
 TARGET_NAME = "grader"
 SKIP_DIRS = frozenset({"dbt_packages", "target", ".venv", "node_modules", ".git"})
@@ -377,6 +379,7 @@ class NodeResult:
     relation_name: str | None
     compiled_path: str | None
     original_file_path: str | None
+    engine_fault: str | None = None  # why the failure looks like the engine's, not the candidate's (engine_faults)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -389,6 +392,7 @@ class NodeResult:
             "failures": self.failures,
             "relation_name": self.relation_name,
             "original_file_path": self.original_file_path,
+            "engine_fault": self.engine_fault,
         }
 
 
@@ -599,6 +603,7 @@ def _node_results(run_results: dict[str, Any], manifest: dict[str, Any]) -> list
                 relation_name=r.get("relation_name") or node.get("relation_name"),
                 compiled_path=node.get("compiled_path"),
                 original_file_path=node.get("original_file_path"),
+                engine_fault=explain_engine_fault(r.get("message")) if r.get("status") in ("error", "runtime error") else None,
             )
         )
     return sorted(results, key=lambda n: n.unique_id)

@@ -13,6 +13,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from grader.engine_faults import mark as mark_engine_faults
+from grader.engine_faults import summary_line as engine_fault_line
 from grader.rubric import score
 
 SCHEMA_VERSION = 1
@@ -66,6 +68,7 @@ def report_json(grading: Any) -> dict[str, Any]:
         "rubric": {**score(checks, grading.notes), "provisional": bool(grading.errors)},
         "timings": dict(sorted(grading.timings.items())),
     }
+    mark_engine_faults(report)
     return _scrub(report, grading.work_dir)
 
 
@@ -76,6 +79,8 @@ def summary_lines(grading: Any) -> list[str]:
              + ("" if report["status"] == "complete" else "  [INCOMPLETE]")]
     for error in report["errors"]:
         lines.append(f"  ! {error['stage']}: {error['message'].splitlines()[0][:200]}")
+    if engine_fault_line(report):
+        lines.append(engine_fault_line(report))
     nodes = report["dbt"]["nodes"]
     lines.append(f"  dbt: {report['dbt']['status']} ({', '.join(f'{k} {v}' for k, v in nodes.items())})")
     for check_id, title in TRAP_CHECKS.items():

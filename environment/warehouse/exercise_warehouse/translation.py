@@ -375,3 +375,29 @@ def install() -> None:
             _json_columns.reset(token)
 
     SQLTranslator.translate = translate_with_json_columns  # type: ignore[method-assign]
+    _install_set_from_struct()
+
+
+_SELECT_AS_STRUCT = re.compile(r"^\s*\(\s*SELECT\s+AS\s+STRUCT\s", re.IGNORECASE)
+
+
+def _install_set_from_struct() -> None:
+    """`SET (a, ...) = (SELECT AS STRUCT x, ...)` assigns the struct's fields to the variables, as
+    in BigQuery (dbt-bigquery's insert_overwrite sets its partition list this way); bqemulator
+    assigned the whole struct to a single target."""
+    from bqemulator.scripting.interpreter import ScriptInterpreter
+
+    original_set = ScriptInterpreter._exec_set
+
+    async def exec_set(self, stmt) -> None:  # type: ignore[no-untyped-def]
+        match = _SELECT_AS_STRUCT.match(stmt.source_expr)
+        if match is None:
+            return await original_set(self, stmt)
+        row = await self._eval_expr_row("(SELECT " + stmt.source_expr[match.end():])
+        if len(row) != len(stmt.targets):
+            return await original_set(self, stmt)
+        for name, value in zip(stmt.targets, row, strict=True):
+            self._frames.set(name, value)
+        return None
+
+    ScriptInterpreter._exec_set = exec_set  # type: ignore[method-assign]
