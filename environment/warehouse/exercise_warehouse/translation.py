@@ -34,6 +34,12 @@ MACROS = {
                       "THEN rtrim(rtrim(CAST(x AS VARCHAR), '0'), '.') ELSE CAST(x AS VARCHAR) END"),
     # JSON_QUERY on JSON returns JSON (not STRING).
     "bqx_json_query": "(j, path) AS json_extract(CAST(j AS JSON), path)",
+    # CAST(FLOAT64 AS INT64) rounds halfway cases away from zero (DuckDB rounds them to even).
+    "bqx_to_int64": ("(x) AS CASE WHEN typeof(x) IN ('DOUBLE', 'FLOAT') THEN CAST(round(TRY_CAST(x AS DOUBLE)) AS BIGINT) "
+                     "ELSE CAST(x AS BIGINT) END"),
+    # JSON_TYPE names BigQuery's JSON types (DuckDB says VARCHAR, UBIGINT, ...).
+    "bqx_json_type": ("(j) AS CASE json_type(CAST(j AS JSON)) WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' "
+                      "WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END"),
     # IGNORE NULLS on an ARRAY_AGG.
     "bqx_drop_nulls": "(l) AS list_filter(l, e -> e IS NOT NULL)",
 }
@@ -124,6 +130,10 @@ def _fix_node(node: exp.Expression) -> exp.Expression:  # noqa: C901, PLR0911 â€
     if isinstance(node, exp.Cast) and _is_string_type(node.to) and not node.args.get("format"):
         if not (isinstance(node.this, exp.Literal) and node.this.is_string):
             return _call("bqx_to_string", node.this)
+    if type(node) is exp.Cast and _is_type(node.to, exp.DataType.Type.BIGINT):  # not SAFE_CAST: it must not raise
+        return _call("bqx_to_int64", node.this)
+    if isinstance(node, exp.JSONType):
+        return _call("bqx_json_type", node.this)
     if isinstance(node, exp.JSONExtract) and _is_json_valued(node.this):
         return _call("bqx_json_query", node.this, exp.Literal.string(node.expression.sql(dialect="bigquery").strip("'")))
     if isinstance(node, exp.String) and isinstance(node.this, exp.Anonymous) and node.this.name.lower() == "bqx_json_query":
@@ -225,6 +235,10 @@ def _timestamp_in_zone(civil: exp.Expression, zone: exp.Expression) -> exp.Expre
 
 def _is_string_literal(node: exp.Expression | None) -> bool:
     return isinstance(node, exp.Literal) and node.is_string
+
+
+def _is_type(to: exp.DataType | None, kind: exp.DataType.Type) -> bool:
+    return isinstance(to, exp.DataType) and to.this == kind and not to.expressions
 
 
 def _is_string_type(to: exp.DataType | None) -> bool:
