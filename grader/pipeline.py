@@ -193,6 +193,14 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
     with timed(grading, progress, "raw_load", "loading raw tables"):
         load_raw(client, grading.dataset)
     project_dir = find_dbt_project(grading.snapshot.root)
+    if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
+        from grader.packages import install as install_packages
+
+        packages = install_packages(project_dir, grading.snapshot.root, CACHE_DIR / "dbt-packages")
+        if not packages.ok:
+            grading.fail("packages", packages.problem or "dbt packages unavailable")
+            _static_checks(grading, None, progress)
+            return
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt", timeout_s=args.dbt_timeout,
                             progress=lambda m: progress(f"  {m}"))
