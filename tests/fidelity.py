@@ -197,7 +197,7 @@ DBT_VALUE_CASES = [
      "SELECT event_date, COUNT(*) FROM `{project}.dbt_fidelity.inc_insert_overwrite` GROUP BY 1 ORDER BY 1",
      [["2024-03-01", 1], ["2024-03-02", 1], ["2024-03-03", 2]]),
     ("dbt.values.snapshot_current_rows", "medium",
-     "SELECT COUNT(*) FROM `{project}.snapshots.payments_snapshot` WHERE dbt_valid_to IS NULL", [[4]]),
+     "SELECT COUNT(*) FROM `{project}.dbt_fidelity_snapshots.payments_snapshot` WHERE dbt_valid_to IS NULL", [[4]]),
 ]
 
 
@@ -208,7 +208,7 @@ def run_dbt_fixture(endpoint: str, client: bigquery.Client, work_dir: Path) -> l
 
     from grader.dbt_run import build, rerun
 
-    for dataset in ("dbt_fidelity", "snapshots"):
+    for dataset in ("dbt_fidelity", "dbt_fidelity_snapshots"):
         client.delete_dataset(f"{client.project}.{dataset}", delete_contents=True, not_found_ok=True)
     project = work_dir / "project"
     shutil.copytree(DBT_PROJECT, project)

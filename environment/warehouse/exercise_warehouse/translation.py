@@ -40,6 +40,9 @@ MACROS = {
     # JSON_TYPE names BigQuery's JSON types (DuckDB says VARCHAR, UBIGINT, ...).
     "bqx_json_type": ("(j) AS CASE json_type(CAST(j AS JSON)) WHEN 'VARCHAR' THEN 'string' WHEN 'BOOLEAN' THEN 'boolean' "
                       "WHEN 'OBJECT' THEN 'object' WHEN 'ARRAY' THEN 'array' WHEN 'NULL' THEN 'null' ELSE 'number' END"),
+    # STRING(json): a JSON string's text without its quotes (bqemulator kept them on field access).
+    "bqx_json_string": ("(j) AS CASE WHEN typeof(j) = 'JSON' THEN json_extract_string(CAST(j AS JSON), '$') "
+                        "ELSE CAST(j AS VARCHAR) END"),
     # IGNORE NULLS on an ARRAY_AGG.
     "bqx_drop_nulls": "(l) AS list_filter(l, e -> e IS NOT NULL)",
 }
@@ -138,6 +141,8 @@ def _fix_node(node: exp.Expression) -> exp.Expression:  # noqa: C901, PLR0911 â€
         return _call("bqx_json_query", node.this, exp.Literal.string(node.expression.sql(dialect="bigquery").strip("'")))
     if isinstance(node, exp.String) and isinstance(node.this, exp.Anonymous) and node.this.name.lower() == "bqx_json_query":
         return exp.Anonymous(this="JSON_VALUE", expressions=[a.copy() for a in node.this.expressions])
+    if isinstance(node, exp.String) and node.args.get("zone") is None and isinstance(node.this, (exp.Dot, exp.Column, exp.Bracket)):
+        return _call("bqx_json_string", node.this)
     if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.ArrayAgg):
         return _array_agg_ignore_nulls(node.this)
     if isinstance(node, exp.Struct):
