@@ -118,3 +118,25 @@ def test_a_valid_feature_the_engine_lacks_is_flagged_not_blamed(emulator, tmp_pa
     assert any("engine" in line and "Look at" in line for line in summary_lines(grading))
     html = render_html(report)
     assert "engine limitation" in html and "lacks the BigQuery function NET.HOST" in html
+
+
+# ---------------------------------------------------------------- the rewrite itself (no emulator needed)
+
+@pytest.mark.parametrize("sql", [
+    "SELECT order_id, SUM(total_price) AS gmv FROM `p.d.t` GROUP BY order_id",
+    "DECLARE x INT64 DEFAULT 1",
+    "this is not SQL at all (",
+])
+def test_statements_needing_no_fix_reach_bqemulator_unchanged(sql: str) -> None:
+    from exercise_warehouse.translation import before
+
+    assert before(sql) == sql
+
+
+def test_rewrites_stay_in_bigquery_sql_bqemulator_translates() -> None:
+    from exercise_warehouse.translation import MACROS, before
+
+    rewritten = before("SELECT TIMESTAMP_DIFF(a, b, HOUR), DATE_TRUNC(d, WEEK(MONDAY)), CAST(n AS STRING) FROM t")
+    assert "bqx_timestamp_diff(a, b, 3600000000)" in rewritten
+    assert "WEEK(MONDAY)" not in rewritten and "bqx_to_string(n)" in rewritten
+    assert {"bqx_timestamp_diff", "bqx_to_string"} <= set(MACROS)

@@ -306,7 +306,7 @@ def _array_agg_ignore_nulls(agg: exp.ArrayAgg) -> exp.Expression:
     order = body if isinstance(body, exp.Order) else None
     value = order.this if order is not None else body
     if limit is not None:
-        keys = [exp.Ordered(this=exp.Is(this=_bare(value).copy(), expression=exp.Null()))]
+        keys = [exp.Ordered(this=exp.Is(this=_bare(value).copy(), expression=exp.Null()), nulls_first=True)]
         keys += [k.copy() for k in order.expressions] if order is not None else []
         body = exp.Order(this=value.copy(), expressions=keys)
         inner = exp.Limit(this=body, expression=limit.expression.copy())
