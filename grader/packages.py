@@ -224,9 +224,8 @@ def _resolves(host: str, timeout: float = 3.0) -> bool:
 
 
 def _missing(names: list[str], reason: str, workspace_root: Path) -> str:
-    return (f"dbt packages {', '.join(names)} could not be installed ({reason}); the build cannot run without "
-            f"them. Fix: on a machine with a network run `{FETCH_COMMAND.format(workspace=workspace_root)}` "
-            f"(fills the package cache), then grade again")
+    return (f"dbt packages {', '.join(names)} missing: run `{FETCH_COMMAND.format(workspace=workspace_root)}` on a "
+            f"machine with a network, then grade again ({reason})")
 
 
 def _name(entry: dict[str, Any]) -> str:

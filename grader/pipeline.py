@@ -171,6 +171,8 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
         grading.warehouse = {"warehouse": warehouse.kind, "versions": dict(warehouse.versions)}
         try:
             _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
+            if any(e["stage"] == "packages" for e in grading.errors):
+                return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
             grading.fail("warehouse", str(exc))
             if not any(c.id.startswith("lint.") for c in grading.checks):

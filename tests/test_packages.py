@@ -125,3 +125,18 @@ def test_a_project_using_a_git_package_macro_builds(emulator, tmp_path: Path) ->
     run = build(project, emulator.endpoint, tmp_path / "dbt", timeout_s=300)
     assert run.status == "success", run.error or [r.message for r in run.results]
     assert run.problems == []
+
+
+@pytest.mark.slow
+def test_grading_with_uninstallable_packages_is_incomplete_never_a_verdict(tmp_path: Path) -> None:
+    from tests.grading import checks_of, grade_report, workspace
+
+    ws = workspace(tmp_path, "hub-packages", None)
+    (ws / "dbt" / "packages.yml").write_text("packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n")
+    result, report = grade_report(ws, tmp_path / "out", "--quick")
+    assert result.returncode == 3, result.stderr
+    assert report["status"] == "incomplete" and report["rubric"]["provisional"] is True
+    problem = next(e for e in report["errors"] if e["stage"] == "packages")["message"]
+    assert "dbt_utils" in problem and "grade packages fetch" in problem
+    assert report["dbt"]["status"] == "skipped" and "dbt.build" not in checks_of(report)
+    assert "grade packages fetch" in result.stdout
