@@ -81,10 +81,17 @@ def check(check_id: str, *, severity: Severity = "error") -> Callable[[Callable[
     return decorate
 
 
+class CheckSkipped(Exception):
+    """Raised inside a check when the grader cannot observe what it needs (e.g. the grading's
+    time limit was spent): the result is `skipped` with this reason, never the candidate's fail."""
+
+
 def run_check(spec: CheckSpec, ctx: Any) -> CheckResult:
     """Run one check; an exception inside a check is an `error` result, never a crash."""
     try:
         outcome = spec.func(ctx)
+    except CheckSkipped as skipped:
+        return CheckResult(spec.id, "skipped", 0.0, str(skipped), severity=spec.severity, purpose=spec.purpose)
     except Exception as exc:  # a bug in one check must not lose the report
         return CheckResult(spec.id, "error", 0.0, f"check crashed: {type(exc).__name__}: {exc}",
                            severity=spec.severity, purpose=spec.purpose)

@@ -1,24 +1,13 @@
 """Optional: load the candidate's DAGs with Airflow's own DagBag and report import errors.
 
-RISK — read before enabling. Loading a DAG file *executes* it: every module-level
-statement of the candidate's code runs (it could delete files, read secrets, open network
-connections, fork, loop forever). The static `dag.*` checks never do this; this module is
-off by default and is only used when the caller passes an Airflow interpreter
-(`StaticContext.airflow_python`). To limit the damage it:
-
-- never imports candidate code in the grader's process: a separate interpreter (a venv
-  with apache-airflow, e.g. `.venv-airflow/bin/python`) runs a small loader script;
-- runs that process on a scratch copy of the DAG files, in a throwaway AIRFLOW_HOME/HOME,
-  with an environment stripped to PATH/LANG (no grader or cloud credentials);
-- puts it in its own session and kills the whole process group at the time limit;
-- caps address space, CPU seconds and the size of files it may write (RLIMIT_AS, RLIMIT_CPU,
-  RLIMIT_FSIZE);
-- cuts it off the network with `unshare --net` when this machine allows it (root on Linux);
-  the report says whether that isolation was in force.
-
-It is NOT a full sandbox: the process still runs as the grader's user and can read and
-write anywhere that user can (for example absolute paths). Run it only in a disposable
-environment (container/VM) when grading code you do not trust.
+Loading a DAG file *executes* it: every module-level statement of the candidate's code
+runs. The static `dag.*` checks never do this; this module is off by default and is only
+used when the caller passes an Airflow interpreter (`StaticContext.airflow_python`). The
+loader runs in a jail (grader.sandbox): a separate interpreter (a venv with apache-airflow)
+on a scratch copy of the DAG files, writing only that scratch folder, no network at all, no
+view of the grader's processes or environment, address space and file size capped, killed
+with everything it started at the time limit. The report's `isolation` says what was in
+force (without bubblewrap, only the limits and the stripped environment).
 """
 
 from __future__ import annotations
@@ -32,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from grader.sandbox import Jail, Limits, detect
 
 MARKER = "@@AIRFLOW_PARSE_RESULT@@"
 
@@ -63,35 +54,6 @@ out["load_s"] = round(time.time() - t0, 3)
 sys.stdout.write("\n%s%s\n" % (MARKER, json.dumps(out)))
 sys.stdout.flush()
 """.replace("MARKER", repr(MARKER))
-
-
-def _network_isolation_prefix() -> list[str]:
-    exe = shutil.which("unshare")
-    if not exe or not sys.platform.startswith("linux"):
-        return []
-    try:
-        ok = subprocess.run([exe, "--net", "true"], capture_output=True, timeout=5).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return [exe, "--net", "--"] if ok else []
-
-
-def _limits(memory_mb: int, cpu_s: int, fsize_mb: int):  # runs in the child before exec
-    def apply() -> None:
-        import resource
-
-        os.setsid()
-        for res, value in (
-            (resource.RLIMIT_AS, memory_mb * 1024 * 1024),
-            (resource.RLIMIT_CPU, cpu_s),
-            (resource.RLIMIT_FSIZE, fsize_mb * 1024 * 1024),
-        ):
-            try:
-                resource.setrlimit(res, (value, value))
-            except (ValueError, OSError):
-                pass
-
-    return apply
 
 
 def _copy_dags(dag_files: list[Path], dest: Path) -> dict[str, str]:
@@ -154,25 +116,30 @@ def parse_dags(
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
         }
-        prefix = _network_isolation_prefix() if isolate_network else []
-        cmd = [*prefix, str(python), "-c", _LOADER, str(dags)]
+        env["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+        jail = Jail(limits=Limits(memory_bytes=memory_mb * 1024 * 1024, file_bytes=64 * 1024 * 1024),
+                    writable=[work], env=env, cwd=work, network=not isolate_network, python=python)
+        isolation_available = detect()
+        cmd = jail.command([str(python), "-c", _LOADER, str(dags)], isolation_available)
         isolation = {
-            "network": bool(prefix),
+            "jailed": isolation_available.jailed,
+            "network": "none" if isolation_available.jailed and isolate_network else "host",
             "scratch_copy": True,
-            "env_stripped": True,
+            "env_stripped": isolation_available.jailed,  # outside a jail /proc/<parent>/environ is readable
             "memory_mb": memory_mb,
             "timeout_s": timeout,
+            "reason": isolation_available.reason,
         }
         try:
             proc = subprocess.Popen(
                 cmd,
                 cwd=work,
-                env=env,
+                env=jail.environment(),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 text=True,
-                preexec_fn=_limits(memory_mb, int(timeout) + 5, 64),
+                start_new_session=True,
             )
         except OSError as exc:
             return {"status": "loader_error", "message": str(exc), "isolation": isolation}

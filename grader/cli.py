@@ -50,6 +50,29 @@ class Progress:
             print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+DEFAULT_TIME_LIMIT_S = 1800.0
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
+
+
+def positive_gb(value: str) -> float:
+    try:
+        gb = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of gigabytes") from None
+    if gb < 0.5:
+        raise argparse.ArgumentTypeError("must be at least 0.5 GB (dbt alone needs about 0.4)")
+    return gb
+
+
 def warehouse_spec(value: str) -> str:
     """'embedded', 'docker' or an http(s) URL; anything else is a usage error (exit 2)."""
     if value in ("embedded", "docker") or value.startswith(("http://", "https://")):
@@ -75,7 +98,21 @@ def grade_parser() -> argparse.ArgumentParser:
                         help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
                              "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
     parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
-                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900)")
+                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900); "
+                             "all of them also draw from --time-limit")
+    parser.add_argument("--time-limit", type=positive_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                        help=f"one deadline for the whole grading (default: {DEFAULT_TIME_LIMIT_S:g}, several times "
+                             "what the default dataset needs); the passes left when it is spent are skipped, "
+                             "with the reason, and the report is still written")
+    parser.add_argument("--memory-limit", type=positive_gb, default=4.0, metavar="GB",
+                        help="address space allowed to each process that runs candidate code (dbt, the Airflow "
+                             "loader; the warehouse engine gets twice this, its queries three quarters of it) "
+                             "(default: 4)")
+    parser.add_argument("--allow-unisolated", action="store_true",
+                        help="grade even where no sandbox is available (not Linux, no bubblewrap, no user "
+                             "namespaces): the candidate's dbt project and SQL then run with your user's rights "
+                             "and network. The report says so in its header. Without this flag such a machine "
+                             "refuses to run candidate code (exit 3)")
     parser.add_argument("--quick", action="store_true",
                         help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
                              "dbt.generalises): one dbt build instead of about ten")

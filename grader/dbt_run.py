@@ -31,6 +31,7 @@ from typing import Any, Callable, Literal
 import yaml
 
 from grader.engine_faults import explain as explain_engine_fault
+from grader.sandbox import Jail, Limits
 
 DEFAULT_PROFILE_NAME = "default"
 TARGET_NAME = "grader"
@@ -263,6 +264,8 @@ def run_dbt(
     env_extra: dict[str, str] | None = None,
     on_line: Callable[[str], None] | None = None,
     reuse_parse: bool = False,
+    readable_root: Path | None = None,
+    limits: Limits | None = None,
 ) -> DbtInvocation:
     """Run one dbt command on the candidate's project, bounded in time and isolated.
 
@@ -274,6 +277,11 @@ def run_dbt(
     isolation flags are added here. dbt runs in its own process group so that a
     timeout or a Ctrl-C in the grader ends dbt and anything it started. Output goes
     to `log_path`; `on_line` sees each line as it comes (for progress).
+
+    dbt runs the candidate's Jinja and SQL, so it runs in a jail (grader.sandbox): it reads
+    `readable_root` (the snapshot; default `project_dir`), writes only `profiles_dir`, shares
+    the grading's private loopback with the emulator, and has `limits` (memory, file size,
+    processes).
     """
     paths = private_paths(profiles_dir)
     for folder in paths.values():
@@ -294,11 +302,13 @@ def run_dbt(
     ]
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     started = time.monotonic()
+    jail = Jail(limits=limits or Limits(), writable=[profiles_dir], readable=[readable_root or project_dir],
+                env=scrubbed_env(profiles_dir, env_extra), cwd=project_dir)
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(
-            command,
+            jail.command(command),
             cwd=project_dir,
-            env=scrubbed_env(profiles_dir, env_extra),
+            env=jail.environment(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -453,6 +463,8 @@ def build(
     timeout_s: float = 900,
     progress: Progress | None = None,
     project: str = "marketplace-analytics",
+    readable_root: Path | None = None,
+    limits: Limits | None = None,
 ) -> DbtRun:
     """Seed, then build, the candidate's project; `timeout_s` bounds both together.
 
@@ -487,6 +499,7 @@ def build(
             max(timeout_s - (time.monotonic() - started), 0.0),
             work_dir / f"dbt-{step}.log",
             env_extra=env_extra, on_line=_progress_lines(progress, step), reuse_parse=step == "build",
+            readable_root=readable_root, limits=limits,
         )
         run.invocations.append(invocation)
         if invocation.timed_out:
@@ -505,7 +518,8 @@ def build(
 
 
 def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list[str], timeout_s: float,
-          label: str, project: str = "marketplace-analytics") -> DbtRun:
+          label: str, project: str = "marketplace-analytics", readable_root: Path | None = None,
+          limits: Limits | None = None) -> DbtRun:
     """One more dbt command (`["build"]` again, a selection, ...) on a project `build()`
     already ran: the rebuilding checks (idempotency, variant data, mutations) use it.
 
@@ -523,7 +537,8 @@ def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(first_parse, target / PARSE_STATE)
     invocation = run_dbt(project_dir, private, args, timeout_s, private / "dbt.log",
-                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}, reuse_parse=True)
+                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}, reuse_parse=True,
+                         readable_root=readable_root, limits=limits)
     run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
                  timed_out=invocation.timed_out, duration_s=invocation.duration_s)
     if invocation.timed_out:

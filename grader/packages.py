@@ -132,6 +132,25 @@ def fetch(workspace: Path, cache_root: Path = DEFAULT_CACHE) -> PackageInstall:
     return _fetch(entries, project_dir, workspace, cache_root, key)
 
 
+def prefetch(workspace: Path, cache_root: Path = DEFAULT_CACHE, progress: Any = None) -> PackageInstall | None:
+    """Before the grading enters its network-less namespace: fill the cache for the workspace's
+    declared packages when they are neither in the workspace nor cached yet. Never raises; a
+    failure is reported by `install` inside the grading."""
+    from grader.dbt_run import find_dbt_project
+
+    project_dir = find_dbt_project(workspace)
+    try:
+        entries = declared(project_dir) if project_dir is not None else []
+        if not entries or _all_installed(project_dir / _install_path(project_dir), [_name(e) for e in entries]) \
+                or (cache_root / cache_key(entries, project_dir, workspace)).is_dir() or _unreachable(entries):
+            return None
+    except PackageError:
+        return None
+    if progress is not None:
+        progress("installing the declared dbt packages (dbt deps)")
+    return fetch(workspace, cache_root)
+
+
 def cache_key(entries: list[dict[str, Any]], project_dir: Path, workspace_root: Path) -> str:
     """sha256 of the declared entries, local packages replaced by the digest of their files."""
     normalised = []
@@ -151,8 +170,13 @@ def _fetch(entries: list[dict[str, Any]], project_dir: Path, workspace_root: Pat
     names = [_name(e) for e in entries]
     with tempfile.TemporaryDirectory(prefix="dbt-deps-") as scratch_name:
         scratch = Path(scratch_name)
-        resolved = [{**e, "local": str(_local_folder(e, project_dir, workspace_root))} if "local" in e else e
-                    for e in entries]
+        try:
+            resolved = [{**e, "local": str(_local_folder(e, project_dir, workspace_root))} if "local" in e else e
+                        for e in entries]
+            for entry in entries:
+                _refuse_git_outside(entry, workspace_root)
+        except PackageError as exc:
+            return PackageInstall("unavailable", names, str(exc))
         (scratch / "dbt_project.yml").write_text(
             'name: grader_package_fetch\nversion: "1.0.0"\nconfig-version: 2\nprofile: none\n', encoding="utf-8")
         (scratch / "packages.yml").write_text(yaml.safe_dump({"packages": resolved}, sort_keys=False), encoding="utf-8")
@@ -263,6 +287,17 @@ def _local_folder(entry: dict[str, Any], project_dir: Path, workspace_root: Path
     if not (folder / "dbt_project.yml").is_file():
         raise PackageError(f"local package {entry['local']!r} has no dbt_project.yml")
     return folder
+
+
+def _refuse_git_outside(entry: dict[str, Any], workspace_root: Path) -> None:
+    """A git package on this disk (a path or file:// URL) must lie inside the workspace too."""
+    url = entry.get("git")
+    if not isinstance(url, str) or ("://" in url and not url.startswith("file://")) or ("@" in url and ":" in url):
+        return
+    path = Path(url.removeprefix("file://")).resolve()
+    root = workspace_root.resolve()
+    if path != root and root not in path.parents:
+        raise PackageError(f"git package {url!r} is a repository on this disk outside the workspace: refused")
 
 
 def _tree_digest(folder: Path) -> str:

@@ -8,11 +8,13 @@ happened is written and no emulator or dbt process is left behind.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +48,8 @@ class Grading:
     work_dir: str | None = None
     airflow_python: Path | None = None
     interrupted: bool = False
+    isolation: dict[str, Any] = field(default_factory=dict)
+    deadline: Any = None  # Deadline
 
     def fail(self, stage: str, message: str) -> None:
         self.errors.append({"stage": stage, "message": message})
@@ -69,7 +73,14 @@ def candidate_name(workspace: Path, given: str | None) -> str:
 
 
 def run_grade(args: argparse.Namespace, progress: Progress) -> int:
+    """Grade `args.workspace`; the exit status of the grader contract.
+
+    Outside the grading namespace this validates the arguments, then re-runs itself inside
+    one (grader.sandbox) where the machine allows; inside it (or unisolated, when the
+    interviewer allowed that) it runs the stages and always writes a report.
+    """
     from grader.dataset.generator import CANONICAL_SEED
+    from grader.sandbox import in_grading_namespace
 
     workspace: Path = args.workspace
     if not workspace.exists():
@@ -86,13 +97,29 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         print(f"grade: {exc}", file=sys.stderr)
         return EXIT_USAGE
     name = candidate_name(workspace, args.name)
-    out_dir = (args.out / name).resolve()
+    out_dir = Path(os.path.abspath(args.out / name))
+    if _inside(out_dir, workspace) or _inside(Path(os.path.abspath(args.out)), workspace):
+        print(f"grade: --out {args.out} is inside the workspace being graded; the candidate's files could "
+              f"redirect the report: choose a folder outside {workspace}", file=sys.stderr)
+        return EXIT_USAGE
+    isolation = grading_isolation(args)
+    if isolation.get("enter_namespace"):
+        from grader.packages import prefetch  # `dbt deps` needs the network the grading namespace lacks
+
+        prefetch(workspace, CACHE_DIR / "dbt-packages", progress)
+        return _grade_in_namespace(args, isolation)
     grading = Grading(candidate=args.name or name, workspace=str(workspace.resolve()),
                       seed=CANONICAL_SEED if args.seed is None else args.seed, scale=args.scale)
-    own_work_dir = args.work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else args.work_dir.resolve()
+    grading.isolation = {k: v for k, v in isolation.items() if k != "enter_namespace"}
+    own_work_dir = args.work_dir is None or getattr(args, "own_work_dir", False)
+    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if args.work_dir is None else args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
+    if in_grading_namespace() and own_work_dir and not args.keep_work_dir:
+        from grader.sandbox import mount_tmpfs
+
+        mount_tmpfs(work_dir, limits_of(args).work_bytes)
     grading.notes, grading.work_dir, grading.airflow_python = notes, str(work_dir), args.airflow_python
+    grading.deadline = Deadline(args.time_limit)
     started = time.monotonic()
     exit_code = EXIT_OK
     try:
@@ -118,6 +145,95 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         elif args.keep_work_dir:
             print(f"work folder kept: {work_dir}", file=sys.stderr)
     return exit_code
+
+
+class Deadline:
+    """One time limit for the whole grading (--time-limit): dbt and every pass draw from it."""
+
+    def __init__(self, limit_s: float | None):
+        self.limit_s = limit_s
+        self._ends = None if limit_s is None else time.monotonic() + limit_s
+
+    def remaining(self) -> float:
+        return float("inf") if self._ends is None else max(self._ends - time.monotonic(), 0.0)
+
+    def budget(self, wanted: float) -> float:
+        """`wanted` seconds, or what is left of the grading's time when that is less."""
+        return min(wanted, self.remaining())
+
+
+def limits_of(args: argparse.Namespace) -> Any:
+    from grader.sandbox import Limits
+
+    memory_gb = getattr(args, "memory_limit", None)
+    return Limits() if memory_gb is None else Limits(memory_bytes=int(memory_gb * 1024 ** 3))
+
+
+def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
+    """How this grading isolates candidate code: the report's environment.isolation.
+
+    `enter_namespace` True: the caller must re-run the grading inside its namespaces.
+    """
+    from grader.sandbox import detect, grading_namespace_support, in_grading_namespace
+
+    private_network = args.warehouse in (None, "embedded")
+    base = {"limits": limits_of(args).to_json(), "time_limit_s": args.time_limit}
+    if in_grading_namespace():
+        return {**base, "isolated": True, "namespace": True, "jailed": detect().jailed,
+                "private_network": bool(getattr(args, "private_network", private_network)),
+                "reason": "own user, mount, PID and network namespaces; each candidate process in a bubblewrap jail"
+                          + ("" if private_network else " (the network is the host's: the warehouse is outside)")}
+    jail = detect()
+    namespace_problem = grading_namespace_support() if jail.jailed else jail.reason
+    if jail.jailed and namespace_problem is None:
+        return {**base, "enter_namespace": True, "private_network": private_network}
+    reason = namespace_problem or jail.reason
+    if getattr(args, "allow_unisolated", False):
+        return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
+                "reason": f"NOT ISOLATED (--allow-unisolated): {reason}"}
+    return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
+            "refused": True, "reason": f"no sandbox on this machine: {reason}. Candidate code was not run; "
+                                        f"grade on a Linux machine with bubblewrap, or pass --allow-unisolated "
+                                        f"to run it without isolation (the report will say so)"}
+
+
+def _grade_in_namespace(args: argparse.Namespace, isolation: dict[str, Any]) -> int:
+    from grader.sandbox import run_in_grading_namespace
+
+    own_work_dir = args.work_dir is None
+    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else args.work_dir.resolve()
+    payload = options_payload(args)
+    payload.update(work_dir={"path": str(work_dir)}, own_work_dir=own_work_dir, private_network=isolation["private_network"])
+    try:
+        return run_in_grading_namespace(payload, network=isolation["private_network"])
+    finally:
+        if own_work_dir and not args.keep_work_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def options_payload(args: argparse.Namespace) -> dict[str, Any]:
+    """`args` as JSON for the grading inside its namespace (paths absolute: its cwd may differ)."""
+    payload: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if isinstance(value, Path):
+            payload[key] = {"path": os.path.abspath(value)}
+        else:
+            payload[key] = value
+    return payload
+
+
+def options_from_payload(payload: dict[str, Any]) -> argparse.Namespace:
+    return argparse.Namespace(**{key: Path(value["path"]) if isinstance(value, dict) and set(value) == {"path"}
+                                 else value for key, value in payload.items()})
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or under it, symlinks resolved on both sides."""
+    try:
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
+        return True
+    except ValueError:
+        return False
 
 
 def reap_strays(work_dir: Path) -> list[int]:
@@ -147,6 +263,11 @@ def reap_strays(work_dir: Path) -> list[int]:
 def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress: Progress) -> int:
     from grader.snapshot import SnapshotError, take_snapshot
 
+    if grading.isolation.get("refused"):
+        grading.fail("sandbox", grading.isolation["reason"])
+        print(f"grade: {grading.isolation['reason']}", file=sys.stderr)
+        return EXIT_FAILED
+
     with timed(grading, progress, "snapshot", f"snapshot of {args.workspace}"):
         try:
             grading.snapshot = take_snapshot(args.workspace, work_dir / "snapshot")
@@ -157,18 +278,26 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     progress(f"  {snapshot.files} files, commit {(snapshot.commit or 'none (not a git repository)')[:12]}"
              + (", uncommitted changes" if snapshot.dirty else ""))
 
+    from grader.dataset.generator import generate
     from grader.warehouse import WarehouseError, install_signal_handlers, open_warehouse
 
     install_signal_handlers()
+    # The dataset is generated (pure Python) while the engine starts (another process).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
+    dataset = pool.submit(generate, grading.seed, grading.scale)
+    pool.shutdown(wait=False)
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs")
+            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs",
+                                       run_dir=work_dir / "emulator", limits=limits_of(args))
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
         return EXIT_FAILED
     with warehouse:
         grading.warehouse = {"warehouse": warehouse.kind, "versions": dict(warehouse.versions)}
+        with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
+            grading.dataset = dataset.result()
         try:
             _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
             if any(e["stage"] == "packages" for e in grading.errors):
@@ -189,8 +318,6 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
     from grader.dbt_run import build, find_dbt_project, rerun
     from grader.loading import load_raw
 
-    with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
-        grading.dataset = generate(grading.seed, grading.scale)
     client = warehouse.client()
     with timed(grading, progress, "raw_load", "loading raw tables"):
         load_raw(client, grading.dataset)
@@ -203,13 +330,17 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
             grading.fail("packages", packages.problem or "dbt packages unavailable")
             _static_checks(grading, None, progress)
             return
+    limits = limits_of(args)
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
-        grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt", timeout_s=args.dbt_timeout,
-                            progress=lambda m: progress(f"  {m}"))
+        grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",
+                            timeout_s=grading.deadline.budget(args.dbt_timeout),
+                            progress=lambda m: progress(f"  {m}"), readable_root=grading.snapshot.root, limits=limits)
+    if grading.dbt.timed_out:
+        warehouse.interrupt()  # its last query must not hold up the checks that follow
     grading.checks.append(dbt_build_check(grading.dbt))
     with timed(grading, progress, "result_checks", "checking marts against ground truth"):
         from checks.marts import ResultContext
-        from checks.registry import REGISTRY, run_check
+        from checks.registry import REGISTRY, CheckSkipped, run_check
         from checks.results import RESULT_CHECKS
 
         manifest = grading.dbt.manifest()
@@ -223,17 +354,38 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
     grading.checks.extend(CheckResult(i, "skipped", 0.0, reason) for i in PASS_ORDER if i not in chosen)
     if not chosen:
         return
+    deadline, time_limit = grading.deadline, args.time_limit
+
+    def rebuild(dbt_args: list[str], label: str) -> Any:
+        """One more dbt command within what is left of the grading's time; a rebuild our own
+        time limit cut short is not the candidate's result (the pass is skipped, with why)."""
+        budget = deadline.budget(args.dbt_timeout)
+        if budget < 1:
+            raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) was spent before "
+                               f"the {label} rebuild")
+        run = rerun(project_dir, warehouse.endpoint, work_dir / "dbt", dbt_args, budget, label,
+                    readable_root=grading.snapshot.root, limits=limits)
+        if run.timed_out:
+            warehouse.interrupt()
+            if budget < args.dbt_timeout:
+                raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) ran out during "
+                                   f"the {label} rebuild")
+        return run
+
     with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
         passes = PassContext(
-            results=context, dataset=grading.dataset, baseline=grading.dbt,
-            rebuild=lambda dbt_args, label: rerun(project_dir, warehouse.endpoint, work_dir / "dbt", dbt_args,
-                                                  args.dbt_timeout, label),
+            results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
             load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
             load_dataset=lambda dataset: load_raw(client, dataset),
             variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
             canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
         )
-        grading.checks.extend(run_check(REGISTRY[check_id], passes) for check_id in chosen)
+        for check_id in chosen:
+            if deadline.remaining() < 1:
+                grading.checks.append(CheckResult(check_id, "skipped", 0.0, f"the grading's time limit "
+                                                  f"({time_limit:g} s, --time-limit) was spent"))
+                continue
+            grading.checks.append(run_check(REGISTRY[check_id], passes))
 
 
 def _replace_raw_table(client: Any, name: str, rows: list[dict[str, Any]], extracted_at: Any) -> None:

@@ -8,6 +8,8 @@ messages, descriptions) appears as inert text.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,8 @@ def report_json(grading: Any) -> dict[str, Any]:
         "snapshot": snapshot,
         "dataset": {"seed": grading.seed, "scale": grading.scale,
                     "extracted_at": dataset.truth["extracted_at"] if dataset is not None else None},
-        "environment": {"warehouse": grading.warehouse.get("warehouse"), "versions": all_versions},
+        "environment": {"warehouse": grading.warehouse.get("warehouse"), "versions": all_versions,
+                        "isolation": getattr(grading, "isolation", {})},
         "dbt": dbt,
         "checks": checks,
         "rubric": {**score(checks, grading.notes), "provisional": bool(grading.errors)},
@@ -139,10 +142,35 @@ def _timeline(commits: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def write_reports(grading: Any, out_dir: Path) -> dict[str, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """report.json and report.html in `out_dir`, each written whole or not at all.
+
+    Never through a link: a symlink where the folder or a report should be is replaced, not
+    followed, so nothing planted there can redirect the write to another file.
+    """
     report = report_json(grading)
+    _real_folder(out_dir)
     json_path = out_dir / "report.json"
     html_path = out_dir / "report.html"
-    json_path.write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    html_path.write_text(render_html(report), encoding="utf-8")
+    _write_atomically(json_path, json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
+    _write_atomically(html_path, render_html(report))
     return {"json": json_path, "html": html_path}
+
+
+def _real_folder(folder: Path) -> None:
+    if folder.is_symlink():
+        folder.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write a temporary file beside `path`, then rename it over `path` (rename replaces a
+    symlink itself, never its target)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -52,8 +52,8 @@ def test_local_package_is_installed_then_served_from_the_cache(tmp_path: Path) -
 
 
 def test_git_package_on_local_disk(tmp_path: Path) -> None:
-    repo = git_repository(tmp_path / "repos" / "fx_macros", "fx_macros")
     workspace = tmp_path / "ws"
+    repo = git_repository(workspace / "vendor" / "fx_macros", "fx_macros")
     project = make_workspace(workspace, f"packages:\n  - git: \"file://{repo}\"\n    revision: main\n")
     result = install(project, workspace, tmp_path / "cache")
     assert result.ok and result.packages == ["fx_macros"], result.problem or result.log
@@ -83,6 +83,14 @@ def test_local_package_outside_the_workspace_is_refused(tmp_path: Path) -> None:
     assert not result.ok and "outside the workspace" in result.problem
 
 
+def test_git_repository_on_disk_outside_the_workspace_is_refused(tmp_path: Path) -> None:
+    repo = git_repository(tmp_path / "elsewhere" / "fx_macros", "fx_macros")
+    workspace = tmp_path / "ws"
+    project = make_workspace(workspace, f"packages:\n  - git: \"file://{repo}\"\n")
+    result = install(project, workspace, tmp_path / "cache")
+    assert not result.ok and "outside the workspace" in result.problem
+
+
 def test_bad_packages_file_is_a_clear_problem(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     project = make_workspace(workspace, "packages: {not: a list}\n")
@@ -103,8 +111,8 @@ def test_cache_key_follows_local_package_content(tmp_path: Path) -> None:
 
 def test_grade_packages_fetch_fills_the_cache_for_offline_grading(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    repo = git_repository(tmp_path / "repos" / "fx_macros", "fx_macros")
     workspace = tmp_path / "ws"
+    repo = git_repository(workspace / "vendor" / "fx_macros", "fx_macros")
     project = make_workspace(workspace, f"packages:\n  - git: \"file://{repo}\"\n    revision: main\n")
     cache = tmp_path / "cache"
     assert grade_main(["packages", "fetch", str(workspace), "--cache", str(cache)]) == 0
@@ -117,8 +125,8 @@ def test_grade_packages_fetch_fills_the_cache_for_offline_grading(tmp_path: Path
 def test_a_project_using_a_git_package_macro_builds(emulator, tmp_path: Path) -> None:
     from grader.dbt_run import build
 
-    repo = git_repository(tmp_path / "repos" / "fx_macros", "fx_macros")
     workspace = tmp_path / "ws"
+    repo = git_repository(workspace / "vendor" / "fx_macros", "fx_macros")
     project = make_workspace(workspace, f"packages:\n  - git: \"file://{repo}\"\n    revision: main\n")
     (project / "models" / "priced.sql").write_text("select {{ fx_macros.fx_macros_cents('2.675') }} as usd\n")
     assert install(project, workspace, tmp_path / "cache").ok

@@ -1,0 +1,28 @@
+"""The grading inside its own namespaces: `python -m grader.isolated PAYLOAD.json`.
+
+Started by `grader.pipeline.run_grade` through `grader.sandbox.run_in_grading_namespace`;
+never run by hand. It brings up the namespace's private loopback, puts the work folder on a
+size-limited tmpfs, then runs the same grading as outside.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(payload_path: str) -> int:
+    from grader.cli import Progress
+    from grader.pipeline import options_from_payload, run_grade
+    from grader.sandbox import bring_loopback_up
+
+    payload = json.loads(Path(payload_path).read_text(encoding="utf-8"))
+    args = options_from_payload(payload)
+    if payload.get("private_network"):
+        bring_loopback_up()
+    return run_grade(args, Progress(args.quiet))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
