@@ -105,7 +105,7 @@ class DagFile:
         self._seen_calls: dict[int, set[str]] = {}
         self._shared = shared_assigns or {}
         try:
-            self.tree = ast.parse(text, filename=str(path))
+            self.tree = parse_bounded(text, str(path))
         except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
             self.error = exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))
             return
@@ -639,13 +639,33 @@ def _is_main_guard(stmt: ast.If) -> bool:
 # =====================================================================================
 
 
+# Deeper syntax trees are not analysed: the rules walk them recursively. Real DAG files
+# stay under 30 levels; ast.parse itself accepts about 3,000.
+MAX_AST_DEPTH = 200
+
+
+def parse_bounded(text: str, filename: str) -> ast.Module:
+    """ast.parse, with nesting too deep to walk safely reported as a SyntaxError."""
+    try:
+        tree = ast.parse(text, filename=filename)
+    except (RecursionError, MemoryError):
+        raise SyntaxError("nested too deep for Python's own parser") from None
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_AST_DEPTH:
+            raise SyntaxError(f"nested more than {MAX_AST_DEPTH} levels deep: not analysed", (filename, getattr(node, "lineno", 1), 1, None))
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return tree
+
+
 def dag_files(ctx: StaticContext) -> list[DagFile]:
     def build() -> list[DagFile]:
         texts = {p: (read_text(p) or "") for p in ctx.dag_files}
         shared: dict[str, dict[str, ast.expr]] = {}
         for p, text in texts.items():  # module-level constants of sibling modules (default_args.py)
             try:
-                tree = ast.parse(text)
+                tree = parse_bounded(text, str(p))
             except (SyntaxError, ValueError):
                 continue
             assigns = {}
@@ -861,6 +881,75 @@ def _alerting(f: DagFile, d: DagDef) -> list[str]:
                     how.append(f"notifier {last}")
                     break
     return how
+
+
+_LOG_ONLY = re.compile(r"(^|\.)(print|log|logging|logger|getLogger|debug|info|warning|warn|error|exception|critical)$")
+
+
+@check("dag.alerting_notifies", severity="warning")
+def alerting_notifies(ctx: StaticContext) -> CheckResult:
+    """The failure alert reaches a person (email, chat, paging, an HTTP alert), not only a log line nobody reads."""
+    if r := _skip_without_dags("dag.alerting_notifies", ctx):
+        return r
+    findings, summary = [], []
+    for f, d in _all_dags(ctx):
+        how = _alerting(f, d)
+        callbacks = _failure_callbacks(f, d)
+        notifying = [h for h in how if "callback" not in h and "not resolvable" not in h]
+        notifying += [f"callback {name} ({why})" for name, why in callbacks.items() if why]
+        logs_only = [name for name, why in callbacks.items() if not why]
+        if notifying:
+            summary.append({"dag": d.name, "notifies": notifying})
+        elif logs_only:
+            findings.append(_finding(f, d.line, f"{d.name}: failure callback {', '.join(logs_only)} only logs or "
+                                                "prints; nobody is notified"))
+        else:
+            findings.append(_finding(f, d.line, f"{d.name}: no failure alerting that reaches a person"))
+    return _per_dag("dag.alerting_notifies", ctx, findings, {"dags": summary})
+
+
+def _failure_callbacks(f: DagFile, d: DagDef) -> dict[str, str | None]:
+    """Failure callbacks of a DAG and its tasks -> how each notifies (None: only logs, or unknown)."""
+    exprs: list[ast.expr] = []
+    da = _default_args(f, d) or {}
+    for source in (d.kwargs, d.attrs, da):
+        for key in ("on_failure_callback", "sla_miss_callback", "on_retry_callback"):
+            if key in source and not _falsy(source[key]):
+                exprs.append(source[key])
+    for k in d.tasks:
+        t = f.tasks[k]
+        if "on_failure_callback" in t.kwargs and not _falsy(t.kwargs["on_failure_callback"]):
+            exprs.append(t.kwargs["on_failure_callback"])
+    out: dict[str, str | None] = {}
+    for expr in exprs:
+        items = expr.elts if isinstance(expr, (ast.List, ast.Tuple)) else [expr]
+        for item in items:
+            out[ast.unparse(item)[:80]] = _notifies(f, item, depth=0)
+    return out
+
+
+def _notifies(f: DagFile, node: ast.AST, depth: int) -> str | None:
+    """How a callback expression (a function name, a lambda, a notifier call) reaches a person."""
+    if depth > 3:
+        return None
+    if isinstance(node, ast.Name) and node.id in f.functions:
+        node = f.functions[node.id]
+    elif isinstance(node, ast.Call):
+        name = f.resolve(dotted(node.func))
+        if _NOTIFY.search(name.split(".")[-1]) or name.split(".")[-1].endswith("Notifier"):
+            return name.split(".")[-1]
+    for call in (c for c in ast.walk(node) if isinstance(c, ast.Call)):
+        name = f.resolve(dotted(call.func))
+        last = name.split(".")[-1]
+        if _LOG_ONLY.search(name):
+            continue
+        if _NOTIFY.search(name) or _HTTP_CALL.search(name) or last in ("send_email", "send_email_smtp"):
+            return last
+        if isinstance(call.func, ast.Name) and call.func.id in f.functions and f.functions[call.func.id] is not node:
+            found = _notifies(f, call.func, depth + 1)
+            if found:
+                return found
+    return None
 
 
 _AIRBYTE = re.compile(r"airbyte", re.I)

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from checks.registry import CheckResult, check
-from checks.static_context import StaticContext, read_text
+from checks.static_context import StaticContext, read_text, walk_files
 
 # The exercise's own handout: never counted as the candidate's writing.
 HANDOUT_NAMES = {
@@ -27,6 +27,8 @@ HANDOUT_NAMES = {
     "changelog.md",
 }
 INFO_PASS = 0.5
+# Longest list of commits, files or sources a check puts in its evidence; the rest are counted.
+MAX_LISTED = 100
 
 _GENERIC_WORDS = {
     "wip",
@@ -157,11 +159,17 @@ def commits(ctx: StaticContext) -> CheckResult:
                 "message": (c.get("message") or "").strip().splitlines()[0][:100]
                 if (c.get("message") or "").strip()
                 else "",
-                "files": len(c.get("files") or []),
+                "files": _files_changed(c),
             }
-            for c in cs[:200]
+            for c in cs[:MAX_LISTED]
         ],
+        commits_omitted=max(0, len(cs) - MAX_LISTED),
     )
+
+
+def _files_changed(c: dict) -> int | None:
+    """How many paths the commit changed (the snapshot lists only the first ones)."""
+    return c["files_total"] if "files_total" in c else len(c.get("files") or [])
 
 
 _TEST_YML_KEY = re.compile(r"^\s*(data_)?tests\s*:", re.M)
@@ -175,28 +183,18 @@ def _is_dbt_test_file(path: str) -> bool:
     return False
 
 
-def _yml_has_tests(ctx: StaticContext, path: str, sha: str | None) -> bool:
-    """Does this YAML file (at that commit when the history is readable) declare tests?"""
-    text = None
-    if sha:
-        repo = ctx.cached("history.repo", lambda: _open_repo(ctx.root))
-        if repo is not None:
-            try:
-                text = repo.commit(sha).tree[path].data_stream.read().decode("utf-8", "replace")
-            except Exception:  # deleted at that commit, or an odd path
-                text = None
-    if text is None:
-        text = read_text(ctx.root / path) or ""
-    return bool(_TEST_YML_KEY.search(text))
+def _yaml_with_tests(ctx: StaticContext, c: dict, files: list[str]) -> list[str]:
+    """The commit's models YAML files that declare tests: as they were at that commit when
+    the snapshot read the history (`yaml_with_tests`), else as they are now."""
+    models_yaml = [f for f in files if f.endswith((".yml", ".yaml")) and "models" in PurePosixPath(f).parts]
+    if "yaml_with_tests" in c:
+        at_commit = set(c["yaml_with_tests"])
+        return [f for f in models_yaml if f in at_commit]
+    return [f for f in models_yaml if ctx.cached(f"history.yaml_has_tests:{f}", lambda f=f: _has_tests_now(ctx, f))]
 
 
-def _open_repo(root: Path):
-    try:
-        import git
-
-        return git.Repo(root)
-    except Exception:
-        return None
+def _has_tests_now(ctx: StaticContext, path: str) -> bool:
+    return bool(_TEST_YML_KEY.search(read_text(ctx.root / path) or ""))
 
 
 @check("history.tests_early", severity="info")
@@ -209,14 +207,7 @@ def tests_early(ctx: StaticContext) -> CheckResult:
     touching: list[tuple[int, str, list[str]]] = []
     for i, c in enumerate(cs):
         files = [str(f) for f in c.get("files") or []]
-        hits = [f for f in files if _is_dbt_test_file(f)]
-        hits += [
-            f
-            for f in files
-            if f.endswith((".yml", ".yaml"))
-            and "models" in PurePosixPath(f).parts
-            and _yml_has_tests(ctx, f, c.get("sha"))
-        ]
+        hits = [f for f in files if _is_dbt_test_file(f)] + _yaml_with_tests(ctx, c, files)
         if hits:
             touching.append((i, c.get("sha", "")[:10], hits))
     n = len(cs)
@@ -224,7 +215,8 @@ def tests_early(ctx: StaticContext) -> CheckResult:
     ev = {
         "commits": n,
         "last_quarter_starts_at": cutoff + 1,
-        "test_commits": [{"index": i + 1, "sha": s, "files": f[:8]} for i, s, f in touching],
+        "test_commits": [{"index": i + 1, "sha": s, "files": f[:8]} for i, s, f in touching[:MAX_LISTED]],
+        "test_commits_omitted": max(0, len(touching) - MAX_LISTED),
     }
     if not touching:
         return _result(cid, "fail", 0.0, f"no commit among {n} adds dbt tests", **ev)
@@ -294,9 +286,7 @@ def _doc_sources(ctx: StaticContext) -> list[tuple[str, str]]:
         if (mdoc.get("block_contents") or "").strip() and mdoc.get("name") != "__overview__":
             out.append((f"{mdoc.get('original_file_path', mid)} (docs block)", mdoc["block_contents"]))
     if ctx.dbt_project_dir is not None:
-        for sql in (
-            sorted((ctx.dbt_project_dir / "models").rglob("*.sql")) if (ctx.dbt_project_dir / "models").is_dir() else []
-        ):
+        for sql in walk_files(ctx.dbt_project_dir / "models", (".sql",)):
             text = read_text(sql) or ""
             comments = _own_text(ctx, "\n".join(re.findall(r"--[^\n]*|/\*.*?\*/|\{#.*?#\}", text, re.S)))
             if comments.strip():
@@ -305,8 +295,9 @@ def _doc_sources(ctx: StaticContext) -> list[tuple[str, str]]:
 
 
 def _unchanged_since_start(ctx: StaticContext) -> set[str]:
-    """Files of the first commit that no later commit touched (the handout as imported)."""
-    if len(ctx.commits) < 2:
+    """Files of the first commit that no later commit touched (the handout as imported).
+    Empty when a commit's list of files was capped: then no file is known to be untouched."""
+    if len(ctx.commits) < 2 or any(_files_changed(c) != len(c.get("files") or []) for c in ctx.commits):
         return set()
     first = {str(f) for f in ctx.commits[0].get("files") or []}
     later: set[str] = set()
@@ -387,8 +378,10 @@ def decisions_doc(ctx: StaticContext) -> CheckResult:
         "covered": covered,
         "missing": missing,
         "matches": coverage,
-        "sources": [w for w, _ in sources][:100],
-        "decision_files": decision_files,
+        "sources": [w for w, _ in sources][:MAX_LISTED],
+        "sources_omitted": max(0, len(sources) - MAX_LISTED),
+        "decision_files": decision_files[:MAX_LISTED],
+        "decision_files_omitted": max(0, len(decision_files) - MAX_LISTED),
     }
     if not sources:
         return _result(

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from checks.registry import CheckResult, Finding, check
@@ -27,8 +26,11 @@ from checks.static_context import (
     compiled_path,
     dbt_project_config,
     node_source_path,
+    parse_sql,
     read_text,
     source_location,
+    walk_files,
+    within_size_limit,
 )
 
 DIALECT = "bigquery"
@@ -162,17 +164,10 @@ def strip_jinja(raw: str) -> Stripped:
     return Stripped("".join(out), placeholders)
 
 
-def _parse(sql: str) -> exp.Expression | None:
-    sql = sql.strip().rstrip(";").strip()
-    if not sql:
-        return None
-    try:
-        statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
-    except Exception:  # sqlglot raises several error types on unusual SQL
-        return None
-    if not statements:
-        return None
-    return statements[-1]  # pre-statements (DECLARE, SET) come first; the model is last
+def _parse(ctx: StaticContext, mdl: Model, sql: str) -> exp.Expression | None:
+    """The model's last statement (pre-statements such as DECLARE come first), bounded in
+    size, time and depth (static_context.parse_sql)."""
+    return parse_sql(ctx, sql, DIALECT, mdl.original_file_path)
 
 
 # =====================================================================================
@@ -278,6 +273,9 @@ def _models_from_manifest(ctx: StaticContext) -> list[Model]:
     return out
 
 
+_NOT_MODELS = frozenset({"dbt_packages", "target"})
+
+
 def _models_from_files(ctx: StaticContext) -> list[Model]:
     d = ctx.dbt_project_dir
     if d is None:
@@ -289,7 +287,7 @@ def _models_from_files(ctx: StaticContext) -> list[Model]:
         base = d / str(mp)
         if not base.is_dir():
             continue
-        for f in sorted(base.rglob("*.sql")):
+        for f in walk_files(base, (".sql",), skip=_NOT_MODELS):
             if any(part in ("dbt_packages", "target") for part in f.parts):
                 continue
             raw = read_text(f) or ""
@@ -329,7 +327,10 @@ def models(ctx: StaticContext) -> list[Model]:
 
 
 def stripped(ctx: StaticContext, mdl: Model) -> Stripped:
-    return ctx.cached(f"lint.stripped:{mdl.uid}", lambda: strip_jinja(mdl.raw_code))
+    def build() -> Stripped:
+        return strip_jinja(mdl.raw_code) if within_size_limit(ctx, mdl.raw_code, mdl.original_file_path) else Stripped("")
+
+    return ctx.cached(f"lint.stripped:{mdl.uid}", build)
 
 
 def analysis_sql(ctx: StaticContext, mdl: Model) -> tuple[str, str]:
@@ -350,16 +351,16 @@ def parsed(ctx: StaticContext, mdl: Model) -> exp.Expression | None:
 
     def build() -> exp.Expression | None:
         sql, origin = analysis_sql(ctx, mdl)
-        tree = _parse(sql)
+        tree = _parse(ctx, mdl, sql)
         if tree is None and origin == "compiled":
-            tree = _parse(stripped(ctx, mdl).sql)
+            tree = _parse(ctx, mdl, stripped(ctx, mdl).sql)
         return tree
 
     return ctx.cached(f"lint.parsed:{mdl.uid}", build)
 
 
 def parsed_raw(ctx: StaticContext, mdl: Model) -> exp.Expression | None:
-    return ctx.cached(f"lint.parsed_raw:{mdl.uid}", lambda: _parse(stripped(ctx, mdl).sql))
+    return ctx.cached(f"lint.parsed_raw:{mdl.uid}", lambda: _parse(ctx, mdl, stripped(ctx, mdl).sql))
 
 
 def marts(ctx: StaticContext) -> list[Model]:
@@ -1338,7 +1339,7 @@ def _project_macros(ctx: StaticContext) -> dict[str, str]:
             if not project or mac.get("package_name") == project:
                 out[mac.get("name", "")] = mac.get("macro_sql") or ""
         if not out and ctx.dbt_project_dir is not None and (ctx.dbt_project_dir / "macros").is_dir():
-            for f in sorted((ctx.dbt_project_dir / "macros").rglob("*.sql")):
+            for f in walk_files(ctx.dbt_project_dir / "macros", (".sql",), skip=_NOT_MODELS):
                 text = read_text(f) or ""
                 for m in re.finditer(r"\{%-?\s*macro\s+(\w+)(.*?)\{%-?\s*endmacro", text, re.S):
                     out[m.group(1)] = m.group(0)
@@ -1517,6 +1518,22 @@ def layer_naming(ctx: StaticContext) -> CheckResult:
                 )
             )
     return _per_model_result(cid, findings, len(models(ctx)), "models")
+
+
+@check("lint.not_analysed", severity="warning")
+def not_analysed(ctx: StaticContext) -> CheckResult:
+    """Every model's SQL was small and simple enough to analyse (a model that was not escapes every lint rule)."""
+    cid = "lint.not_analysed"
+    if skip := _no_project(cid, ctx):
+        return skip
+    for mdl in models(ctx):
+        parsed(ctx, mdl)  # cached: what the other rules parsed, or parses it now
+    skipped = sorted(ctx.not_analysed.items())
+    evidence = {"models": len(models(ctx)), "not_analysed": [{"file": f, "why": w} for f, w in skipped]}
+    if not skipped:
+        return _result(cid, "pass", 1.0, f"all {len(models(ctx))} model(s) analysed", **evidence)
+    file, why = skipped[0]
+    return _result(cid, "fail", 0.0, f"{len(skipped)} model file(s) not analysed, e.g. {file}: {why}", **evidence)
 
 
 def all_rule_ids() -> list[str]:

@@ -20,7 +20,13 @@ SAMPLE_SIZE = 10
 
 
 class MartProblem(Exception):
-    """The mart cannot be read as the contract requires; the message says why."""
+    """The mart cannot be read as the contract requires; the message says why. `unobserved`:
+    the mart is not there at all (no manifest, no such model, no table), so nothing about its
+    content was observed, as opposed to a mart that exists in the wrong shape."""
+
+    def __init__(self, message: str, unobserved: bool = False):
+        super().__init__(message)
+        self.unobserved = unobserved
 
 
 @dataclass
@@ -48,13 +54,13 @@ class ResultContext:
 
     def relation(self, model: str) -> str:
         if self.manifest is None:
-            raise MartProblem(f"{model}: dbt produced no manifest, so no model can be located")
+            raise MartProblem(f"{model}: dbt produced no manifest, so no model can be located", unobserved=True)
         relation = relation_of(self.manifest, model)
         if relation is None:
             present = sorted(n["name"] for n in self.manifest.get("nodes", {}).values()
                              if n.get("resource_type") == "model")
             raise MartProblem(f"expected a model named {model}; the project's models are: "
-                              f"{', '.join(present) or 'none'}")
+                              f"{', '.join(present) or 'none'}", unobserved=True)
         return relation
 
     def table_columns(self, model: str) -> tuple[str, dict[str, str]]:
@@ -63,7 +69,8 @@ class ResultContext:
             table = self.client.get_table(relation)
         except Exception as exc:  # not found, or the emulator's own error
             raise MartProblem(f"{model} is declared but its table {relation} does not exist in the warehouse "
-                              f"(did the model fail to build?): {str(exc).splitlines()[0][:200]}") from None
+                              f"(did the model fail to build?): {str(exc).splitlines()[0][:200]}",
+                              unobserved=True) from None
         return relation, {f.name.lower(): f.field_type.upper() for f in table.schema}
 
     def read(self, model: str, columns: list[str], where: str = "") -> Mart:

@@ -55,7 +55,7 @@ def dbt_idempotent(ctx: PassContext) -> CheckResult:
     before = mart_fingerprints(ctx.results)
     if not before:
         return CheckResult("dbt.idempotent", "fail", 0.0, "no mart was built, so nothing shows the build is idempotent",
-                           {"marts_looked_for": list(MARTS)})
+                           {"marts_looked_for": list(MARTS), "observed": False})
     ctx.progress("dbt.idempotent: second dbt build on the same data")
     second = ctx.rebuild(["build"], "idempotent")
     after = mart_fingerprints(ctx.results)
@@ -83,7 +83,7 @@ def dbt_generalises(ctx: PassContext) -> CheckResult:
     variant = ctx.variant()
     ctx.progress(f"dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
     ctx.load_dataset(variant)
-    run = ctx.rebuild(["build"], "variant")
+    run = ctx.rebuild(["build", "--full-refresh"], "variant")  # another world: incremental state must not carry over
     variant_ctx = ResultContext(ctx.results.client, ctx.results.manifest, variant.truth, label=f"seed {variant.seed}")
     outcome = {i: run_check(REGISTRY[i], variant_ctx) for i in RESULT_CHECKS}
     regressed = [i for i in passed if outcome[i].status != "pass"]
@@ -104,10 +104,14 @@ def dbt_generalises(ctx: PassContext) -> CheckResult:
 
 @dataclass(frozen=True)
 class Mutation:
+    """One planted defect. `kind` says what catches it: "generic" (key, not-null, relationship
+    and accepted-values tests) or "business" (only a test of a business rule of this data)."""
+
     id: str
     table: str
     description: str
     apply: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    kind: str = "generic"
 
 
 def _first(rows: list[dict[str, Any]], predicate: Callable[[dict[str, Any]], bool] = lambda r: True) -> int:
@@ -154,6 +158,31 @@ def _replay_changed_amount(rows):
     return rows + [replay]
 
 
+def _item_price_drift(rows):
+    i = _first(rows)
+    rows[i]["unit_price"] += 100  # +1.00 in cents: quantity * unit_price still holds,
+    rows[i]["total_price"] += 100 * rows[i]["quantity"]  # the order's subtotal no longer does
+    return rows
+
+
+def _item_other_currency(rows):
+    i = _first(rows)
+    rows[i]["currency"] = "EUR" if rows[i]["currency"] != "EUR" else "GBP"
+    return rows
+
+
+def _overlapping_tier_periods(rows):
+    i = _first(rows, lambda r: r["effective_to"] is not None)
+    rows[i]["effective_to"] += timedelta(days=30)
+    return rows
+
+
+def _status_backwards(rows):
+    i = _first(rows, lambda r: r["status"] == "delivered" and r.get("delivered_at") is not None)
+    rows[i]["status"] = "pending"
+    return rows
+
+
 MUTATIONS = (
     Mutation("orders.duplicate_pk", "orders", "an order row duplicated (same id)", _duplicate_order),
     Mutation("order_items.null_key", "order_items", "an order item with a NULL id", _null_item_key),
@@ -161,9 +190,21 @@ MUTATIONS = (
     Mutation("orders.unknown_currency", "orders", "an order in a currency without a rate (JPY)", _unknown_currency),
     Mutation("orders.bad_status", "orders", "an order status outside the allowed set", _bad_status),
     Mutation("orders.total_mismatch", "orders", "total_amount != subtotal + shipping + tax - discount",
-             _total_mismatch),
+             _total_mismatch, kind="business"),
     Mutation("payments.replay_changed_amount", "payments",
-             "a replayed payment event (same event_id) with a changed amount", _replay_changed_amount),
+             "a replayed payment event (same event_id) with a changed amount", _replay_changed_amount,
+             kind="business"),
+    Mutation("order_items.subtotal_drift", "order_items",
+             "an item's price raised, so the order's subtotal no longer equals the sum of its items",
+             _item_price_drift, kind="business"),
+    Mutation("order_items.currency_mismatch", "order_items",
+             "an order item in another (valid) currency than its order", _item_other_currency, kind="business"),
+    Mutation("seller_tier_history.overlap", "seller_tier_history",
+             "a closed tier period extended 30 days into the next one (overlapping periods)",
+             _overlapping_tier_periods, kind="business"),
+    Mutation("orders.status_backwards", "orders",
+             "a delivered order (delivered_at set) whose status went back to pending", _status_backwards,
+             kind="business"),
 )
 
 
@@ -199,12 +240,15 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
             ctx.load_table(mutation.table, original)
         after = _test_statuses(run)
         caught_by = sorted(t for t in clean if after.get(t) in ("fail", "error"))
-        outcomes.append({"id": mutation.id, "defect": mutation.description, "table": f"raw.{mutation.table}",
+        outcomes.append({"id": mutation.id, "kind": mutation.kind, "defect": mutation.description,
+                         "table": f"raw.{mutation.table}",
                          "caught": bool(caught_by), "caught_by": [t.split(".")[-1] for t in caught_by][:10]})
     caught = sum(o["caught"] for o in outcomes)
     share = caught / len(outcomes)
     missed = [o["id"] for o in outcomes if not o["caught"]]
-    message = f"{caught} of {len(outcomes)} planted defects caught" + (f"; missed: {', '.join(missed)}" if missed else "")
+    business = [o for o in outcomes if o["kind"] == "business"]
+    message = (f"{caught} of {len(outcomes)} planted defects caught ({sum(o['caught'] for o in business)} of "
+               f"{len(business)} business-rule defects)" + (f"; missed: {', '.join(missed)}" if missed else ""))
     evidence = {"method": "one defect at a time in raw, `dbt build --select source:<raw table>+`; caught when a test "
                           "that passed on clean data fails", "tests_passing_on_clean_data": len(clean),
                 "mutations": outcomes}

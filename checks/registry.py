@@ -86,14 +86,35 @@ class CheckSkipped(Exception):
     time limit was spent): the result is `skipped` with this reason, never the candidate's fail."""
 
 
+class GraderFault(Exception):
+    """Raised by a check when the grader itself failed (its warehouse went away, its own
+    files are missing), so the error says nothing about the candidate's work."""
+
+
+def fault_of(exc: BaseException) -> str:
+    """"grader" for failures of the grader's own machinery, "candidate" for anything a
+    check raised while reading the candidate's input (deep folders, odd encodings, huge
+    SQL): crashing a check must never help a candidate, so those count as failed."""
+    if isinstance(exc, (GraderFault, ConnectionError, TimeoutError)):
+        return "grader"
+    module = type(exc).__module__ or ""
+    if module.startswith(("requests", "urllib3")) and "Connection" in type(exc).__name__:
+        return "grader"
+    return "candidate"
+
+
 def run_check(spec: CheckSpec, ctx: Any) -> CheckResult:
-    """Run one check; an exception inside a check is an `error` result, never a crash."""
+    """Run one check; an exception inside a check is an `error` result, never a crash.
+    Its evidence says whose fault it was (the rubric counts a candidate-provoked error as
+    failed and marks the scoring provisional for a grader fault)."""
     try:
         outcome = spec.func(ctx)
     except CheckSkipped as skipped:
         return CheckResult(spec.id, "skipped", 0.0, str(skipped), severity=spec.severity, purpose=spec.purpose)
     except Exception as exc:  # a bug in one check must not lose the report
+        fault = fault_of(exc)
         return CheckResult(spec.id, "error", 0.0, f"check crashed: {type(exc).__name__}: {exc}",
+                           evidence={"fault": fault, "error": f"{type(exc).__name__}: {str(exc)[:500]}"},
                            severity=spec.severity, purpose=spec.purpose)
     if isinstance(outcome, CheckResult):
         from grader.engine_faults import check_fault

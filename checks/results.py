@@ -24,7 +24,8 @@ RATES = {code: Decimal(rate) for code, rate in EXCHANGE_RATES.items()}
 
 
 def _fail(check_id: str, problem: MartProblem) -> CheckResult:
-    return CheckResult(check_id, "fail", 0.0, str(problem), evidence={"problem": str(problem)})
+    return CheckResult(check_id, "fail", 0.0, str(problem),
+                       evidence={"problem": str(problem), "observed": not problem.unobserved})
 
 
 def _verdict(check_id: str, score: float, ok: bool, message: str, evidence: dict[str, Any]) -> CheckResult:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterator
 
 from grader.dbt_run import find_dbt_project
 
@@ -46,6 +48,17 @@ IGNORED_DIRS = frozenset(
 )
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 MAX_TEXT_BYTES = 2_000_000  # a candidate file larger than this is not read
+# SQL larger than this (compiled, or raw with its Jinja) is not parsed: the model gets a
+# lint.not_analysed finding instead. The largest reference-solution model is under 10 KB.
+MAX_SQL_BYTES = 512 * 1024
+# Parsing one model's SQL may take this long (sqlglot is pure Python; 512 KB parse in ~3 s).
+PARSE_TIME_LIMIT_S = 10.0
+# Deeper sqlglot trees are not analysed: every walk over them (and sqlglot's own SQL
+# generation) recurses per level.
+MAX_TREE_DEPTH = 150
+# Folders deeper than this below where a search starts are not searched (the snapshot
+# copies at most 64 levels; tests and other callers may hand any folder).
+MAX_WALK_DEPTH = 64
 
 _AIRFLOW_IMPORT = re.compile(r"^\s*(from|import)\s+airflow\b", re.MULTILINE)
 _DAG_HINT = re.compile(r"\bDAG\s*\(|@dag\b|\bdag\s*\(", re.MULTILINE)
@@ -69,6 +82,8 @@ class StaticContext:
     # Interpreter of a separate venv holding apache-airflow; only when set does
     # dag.airflow_import_errors run the candidate's DAGs (in a sandboxed subprocess).
     airflow_python: Path | None = None
+    # Where (model file) -> why its SQL was not analysed (too large, too slow, too deep).
+    not_analysed: dict[str, str] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -133,12 +148,18 @@ class StaticContext:
 # -- discovery ------------------------------------------------------------------------
 
 
-def _walk(root: Path, suffixes: tuple[str, ...]) -> Iterable[Path]:
-    if not root.is_dir():
-        return
-    stack = [root]
+def walk_files(
+    root: Path, suffixes: tuple[str, ...], skip: frozenset[str] = IGNORED_DIRS, max_depth: int = MAX_WALK_DEPTH
+) -> list[Path]:
+    """Files under `root` with one of the suffixes, sorted; folders named in `skip` and
+    folders deeper than `max_depth` are not entered, symlinks never followed. Iterative, so
+    no nesting of the candidate's can exhaust the stack (pathlib's rglob recurses)."""
+    if not root.is_dir() or root.is_symlink():
+        return []
+    found = []
+    stack = [(root, 0)]
     while stack:
-        d = stack.pop()
+        d, depth = stack.pop()
         try:
             entries = sorted(d.iterdir())
         except OSError:
@@ -147,10 +168,11 @@ def _walk(root: Path, suffixes: tuple[str, ...]) -> Iterable[Path]:
             if p.is_symlink():
                 continue  # never follow links out of the workspace copy
             if p.is_dir():
-                if p.name not in IGNORED_DIRS and not p.name.startswith(".venv"):
-                    stack.append(p)
+                if depth < max_depth and p.name not in skip and not p.name.startswith(".venv"):
+                    stack.append((p, depth + 1))
             elif p.suffix.lower() in suffixes:
-                yield p
+                found.append(p)
+    return sorted(found)
 
 
 def default_starter_root() -> Path | None:
@@ -201,7 +223,7 @@ def discover_dag_files(root: Path) -> list[Path]:
 
     Files are read as text only; nothing is imported."""
     out: list[Path] = []
-    for p in _walk(root, (".py",)):
+    for p in walk_files(root, (".py",)):
         rel_parts = p.relative_to(root).parts[:-1]
         if "dags" in rel_parts:
             out.append(p)
@@ -215,35 +237,99 @@ def discover_dag_files(root: Path) -> list[Path]:
 
 
 def discover_docs(root: Path) -> list[Path]:
-    return sorted(_walk(root, DOC_SUFFIXES))
+    return walk_files(root, DOC_SUFFIXES)
 
 
 def load_commits(root: Path) -> list[dict]:
-    """The repository's commits, oldest first, as {sha, author_time, author, message, files}.
+    """The repository's commits, oldest first, as the snapshot stage reads them (never
+    through the candidate's git config; bounded). Empty for a plain folder."""
+    from grader.snapshot import read_commits
 
-    Empty when `root` is not a git repository (a plain folder workspace)."""
-    if not (Path(root) / ".git").exists():
-        return []
+    return [c.to_json() for c in read_commits(Path(root))]
+
+
+# -- bounded SQL analysis ----------------------------------------------------------------
+
+
+class AnalysisTimeout(BaseException):
+    """A time_limit() ran out. A BaseException, so that the `except Exception` of the code
+    it interrupts (sqlglot turns errors into ParseError) cannot swallow it."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise AnalysisTimeout in the block after `seconds` of wall time (SIGALRM, so only in
+    the main thread; elsewhere the block runs unlimited and the static stage's own process
+    limit is the guard). Pure-Python work such as sqlglot's parser is interrupted promptly."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise AnalysisTimeout(f"took more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        import git
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
-        repo = git.Repo(root)
-        if not repo.head.is_valid():
-            return []
-        out = []
-        for c in repo.iter_commits(rev="HEAD", reverse=True):
-            out.append(
-                {
-                    "sha": c.hexsha,
-                    "author_time": datetime.fromtimestamp(c.authored_date, tz=timezone.utc).isoformat(),
-                    "author": str(c.author.name or c.author.email or ""),
-                    "message": c.message.strip(),
-                    "files": sorted(str(f) for f in c.stats.files),
-                }
-            )
-        return out
-    except Exception:  # a damaged repository is no history, not a crash
-        return []
+
+def within_size_limit(ctx: StaticContext, text: str, where: str) -> bool:
+    """Whether `text` is small enough to analyse; records why not otherwise."""
+    size = len(text.encode("utf-8", "surrogateescape"))
+    if size <= MAX_SQL_BYTES:
+        return True
+    ctx.not_analysed.setdefault(where, f"{size} bytes of SQL > limit {MAX_SQL_BYTES}")
+    return False
+
+
+def parse_sql(ctx: StaticContext, sql: str, dialect: str, where: str) -> Any:
+    """The last statement of `sql` as a sqlglot tree, or None when it does not parse. SQL
+    too large, too slow to parse or nested too deep is not analysed (None, and the reason
+    recorded in ctx.not_analysed under `where`)."""
+    import sqlglot
+
+    sql = sql.strip().rstrip(";").strip()
+    if not sql or not within_size_limit(ctx, sql, where):
+        return None
+    try:
+        with time_limit(PARSE_TIME_LIMIT_S):
+            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except AnalysisTimeout as exc:
+        ctx.not_analysed.setdefault(where, f"parsing {exc}")
+        return None
+    except RecursionError:
+        ctx.not_analysed.setdefault(where, "nested too deep to parse")
+        return None
+    except MemoryError:
+        ctx.not_analysed.setdefault(where, "ran out of memory while parsing")
+        return None
+    except Exception:  # sqlglot raises several error types on unusual SQL
+        return None
+    if not statements:
+        return None
+    tree = statements[-1]  # pre-statements (DECLARE, SET) come first; the model is last
+    if tree_depth(tree) > MAX_TREE_DEPTH:
+        ctx.not_analysed.setdefault(where, f"SQL nested more than {MAX_TREE_DEPTH} levels deep")
+        return None
+    return tree
+
+
+def tree_depth(tree: Any) -> int:
+    """Depth of a sqlglot tree, measured without recursion."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_TREE_DEPTH:
+            break
+        for child in node.iter_expressions():
+            stack.append((child, depth + 1))
+    return deepest
 
 
 # -- locations --------------------------------------------------------------------------

@@ -1,19 +1,26 @@
-"""How a sync lands: one writer per configured stream, and STATE messages held until committed.
+"""How a sync lands without ever losing data: staging tables, and tables changed only at commit points.
 
-Sync modes:
+Every stream's records go, in batches of `batch_size`, to a staging table of its own
+(`_airbyte_tmp_<table>_<id>` in the stream's dataset), never straight into its table. A table
+changes only at one of these commit points, each a single transaction on the warehouse:
 
-* append, append_dedup: records are buffered and appended in batches (one load job each);
-  at every STATE message the buffers are flushed and append_dedup tables keep only the row
-  with the greatest cursor (then `_airbyte_extracted_at`) per primary key, before the state
-  goes back to Airbyte.
-* overwrite, and any mode whose minimum_generation_id equals its generation_id (Airbyte's
-  "refresh and remove records"): records are kept (in memory) until the stream is complete,
-  then replace the table in one load, so a failed sync leaves the previous table in place.
-  A state that covers such a stream goes back once it is replaced.
+* append, append_dedup: at a STATE message covering the stream (a STREAM state naming it, or a
+  GLOBAL / LEGACY state once the stream has records) and at its COMPLETE stream status, the staged rows are added to the
+  table; append_dedup tables then keep only the row with the greatest cursor (then
+  `_airbyte_extracted_at`) per primary key. The state goes back to Airbyte after that.
+* overwrite (and any mode whose minimum_generation_id equals its generation_id, Airbyte's
+  "refresh and remove records"): the table is replaced by the staged rows only when the stream's
+  completion is evidenced: its COMPLETE stream status, or, in a sync that carries no stream
+  statuses at all (Airbyte 0.63 forwards none from custom connectors, and always ends the input
+  as if all went well), a STATE covering the stream received after its last record, checked at
+  the end of the input. A state covering such a stream goes back once the stream is replaced.
 
-A stream is complete at its COMPLETE stream status or, when the sync carries no stream
-statuses at all (older sources and platforms), at the end of the input. Otherwise a stream
-that did not complete (INCOMPLETE, or never reached by a failing source) is not replaced.
+Everything else leaves tables as they were: a stream that received nothing (no record, state
+or status) is untouched; an overwrite stream without evidence of completion (INCOMPLETE, or
+cut off by a failing source) is untouched; records of an appending stream after its last
+commit point are not added (Airbyte did not get their state back, so the next sync reads them
+again). When the sync fails (malformed input, a warehouse error), it stops at once: nothing
+after the last commit point reaches a table. Staging tables are dropped in every case.
 """
 
 from __future__ import annotations
@@ -37,10 +44,11 @@ from airbyte_cdk.models import (
     FailureType,
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from google.api_core.exceptions import GoogleAPIError
 from google.cloud import bigquery
 
 from grader.dataset.raw import airbyte_record, airbyte_schema, stream_columns, to_ndjson
-from grader.warehouse import append_table, deduplicate, load_table
+from grader.warehouse import WarehouseError, append_table, deduplicate, load_table, query
 
 logger = logging.getLogger("airbyte")
 
@@ -56,7 +64,7 @@ def config_error(message: str) -> AirbyteTracedException:
 
 
 class StreamWriter:
-    """One configured stream and its raw table: columns, buffer, and how rows land."""
+    """One configured stream: its columns, its staging table, and how staged rows reach its table."""
 
     def __init__(self, client: bigquery.Client, configured: ConfiguredAirbyteStream, default_dataset: str,
                  batch_size: int):
@@ -88,14 +96,17 @@ class StreamWriter:
                 raise config_error(f"{label}: incremental append + deduped needs a primary key")
             cursor = self._top_level([configured.cursor_field or stream.default_cursor_field or []], "cursor")
             self.latest_by = cursor + self.latest_by
+        self.staging = f"_airbyte_tmp_{self.table}_{uuid.uuid4().hex[:8]}"
         self.records: list[dict[str, Any]] = []
-        self.received = 0
+        self.received = 0  # records of this sync
+        self.staged = 0  # rows in the staging table, not yet committed
+        self.touched = False  # any record, state or status for this stream
+        self.state_after_last_record = False  # the evidence of completion when the sync has no statuses
         self.status: AirbyteStreamStatus | None = None
         self.replaced = False
-        self._appended = 0  # rows appended since the last commit
 
     def prepare(self) -> None:
-        """An appending stream's table is created now, or found unable to take these rows before any arrive."""
+        """An appending stream's table is created now, or found unable to take these rows, before any arrive."""
         if not self.replace:
             append_table(self.client, self.dataset, self.table, self.schema, b"")
 
@@ -120,34 +131,86 @@ class StreamWriter:
             extracted_at=datetime.fromtimestamp(record.emitted_at / 1000, UTC),
             generation_id=self.generation_id, sync_id=self.sync_id, changes=changes))
         self.received += 1
-        if not self.replace and len(self.records) >= self.batch_size:
-            self._append()
+        self.touched = True
+        self.state_after_last_record = False
+        if len(self.records) >= self.batch_size:
+            self._stage()
 
-    def _append(self) -> None:
+    def _stage(self) -> None:
+        """Buffered records into the staging table (created with the stream's schema on first use)."""
         if self.records:
-            self._appended += append_table(self.client, self.dataset, self.table, self.schema, to_ndjson(self.records))
+            self.staged += append_table(self.client, self.dataset, self.staging, self.schema, to_ndjson(self.records))
             self.records.clear()
 
     def commit(self) -> None:
-        """Append what is buffered and deduplicate: everything received is then in the table."""
-        self._append()
-        if not self._appended:
+        """Appending streams: add what is staged to the table in one transaction, then deduplicate."""
+        self._stage()
+        if not self.staged:
             return
-        message = f"{self.label}: {self._appended} rows appended"
+        columns = ", ".join(f"`{name}`" for name, _ in self.schema)
+        _transaction(self.client, [
+            f"INSERT INTO {self._id(self.table)} ({columns}) SELECT {columns} FROM {self._id(self.staging)}",
+            f"DELETE FROM {self._id(self.staging)} WHERE TRUE"])
+        message = f"{self.label}: {self.staged} rows appended"
         if self.key:
             deleted = deduplicate(self.client, self.dataset, self.table, self.key, self.latest_by, "_airbyte_raw_id")
             message += f", {deleted} superseded rows removed (latest by {', '.join(self.latest_by)})"
         logger.info(message)
-        self._appended = 0
+        self.staged = 0
 
     def replace_table(self) -> None:
-        """Replace the table with the stream's records (replacing streams only, once complete)."""
-        rows = load_table(self.client, self.dataset, self.table, self.schema, to_ndjson(self.records))
-        self.records.clear()
+        """Replacing streams, once complete: the table becomes the staged rows.
+
+        Same columns as before: one transaction (delete, insert), so the table is whole at every
+        moment. New or changed columns: the table is recreated with the new schema and then
+        filled in one transaction; only that first step can leave it empty on a failure.
+        """
+        self._stage()
+        columns = ", ".join(f"`{name}`" for name, _ in self.schema)
+        if self._schema(self.table) != dict(self.schema):
+            load_table(self.client, self.dataset, self.table, self.schema, b"")
+        fill = [f"DELETE FROM {self._id(self.table)} WHERE TRUE"]
+        if self.staged:
+            fill.append(f"INSERT INTO {self._id(self.table)} ({columns}) SELECT {columns} FROM {self._id(self.staging)}")
+        _transaction(self.client, fill)
+        rows = query(self.client, f"SELECT COUNT(*) AS n FROM {self._id(self.table)}")[0]["n"]
+        if rows != self.staged:
+            raise WarehouseError(f"{self.label}: {rows} rows after the replacement, {self.staged} staged")
         self.replaced = True
         if self.key:
             deduplicate(self.client, self.dataset, self.table, self.key, self.latest_by, "_airbyte_raw_id")
         logger.info(f"{self.label}: replaced with {rows} rows")
+        self.staged = 0
+
+    def drop_staging(self) -> None:
+        """Remove the staging table (best effort: called on every exit, successful or not)."""
+        self.records.clear()
+        try:
+            self.client.delete_table(f"{self.client.project}.{self.dataset}.{self.staging}", not_found_ok=True)
+        except GoogleAPIError as exc:
+            logger.warning(f"{self.label}: could not drop the staging table {self.staging}: {exc}")
+
+    def _id(self, table: str) -> str:
+        return f"`{self.client.project}.{self.dataset}.{table}`"
+
+    def _schema(self, table: str) -> dict[str, str] | None:
+        try:
+            fields = self.client.get_table(f"{self.client.project}.{self.dataset}.{table}").schema
+        except GoogleAPIError:
+            return None
+        return {f.name: _STANDARD_TYPES.get(f.field_type, f.field_type) for f in fields}
+
+
+_STANDARD_TYPES = {"INTEGER": "INT64", "BOOLEAN": "BOOL", "FLOAT": "FLOAT64"}
+
+
+def _transaction(client: bigquery.Client, statements: list[str]) -> None:
+    """Run `statements` as one BigQuery transaction: all of them take effect, or none."""
+    script = "BEGIN TRANSACTION;\n" + "".join(f"{s};\n" for s in statements) + "COMMIT TRANSACTION;"
+    try:
+        client.query(script).result()
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"a transaction failed and was rolled back: {exc}") from exc
 
 
 class Sync:
@@ -171,17 +234,20 @@ class Sync:
         writer.add(record)
 
     def state(self, message: AirbyteMessage) -> Iterator[AirbyteMessage]:
-        """Commit every appending stream; the state goes back once the replacing streams it covers are replaced."""
-        for writer in self.writers.values():
-            if not writer.replace:
-                writer.commit()
+        """Commit the appending streams the state covers; it goes back once the replacing ones are replaced."""
         state = message.state
         if state.type == AirbyteStateType.STREAM:
             descriptor = state.stream.stream_descriptor
-            keys = {(descriptor.namespace, descriptor.name)}
-        else:  # GLOBAL, LEGACY: every stream that has begun
+            keys = {(descriptor.namespace, descriptor.name)} & self.writers.keys()
+        else:  # GLOBAL, LEGACY: every stream that has begun (it says nothing of streams not yet read)
             keys = {k for k, w in self.writers.items() if w.received}
-        self.pending.append((message, {k for k in keys if k in self.writers and self._waiting(self.writers[k])}))
+        for key in keys:
+            writer = self.writers[key]
+            writer.touched = True
+            writer.state_after_last_record = True
+            if not writer.replace:
+                writer.commit()
+        self.pending.append((message, {k for k in keys if self._waiting(self.writers[k])}))
         yield from self._release()
 
     def status(self, key: StreamKey, status: AirbyteStreamStatus) -> Iterator[AirbyteMessage]:
@@ -190,22 +256,34 @@ class Sync:
         if writer is None:
             return
         writer.status = status
+        writer.touched = True
         if status == AirbyteStreamStatus.COMPLETE:
             self._complete(key, writer)
             yield from self._release()
 
     def close(self) -> Iterator[AirbyteMessage]:
-        """End of input: complete what can be completed, send back the states that are committed."""
+        """End of input: replace the streams whose completion is evidenced, send back committed states."""
         for key, writer in self.writers.items():
-            complete = writer.status == AirbyteStreamStatus.COMPLETE or not self.statuses_seen
-            if self._waiting(writer) and not complete:
-                reported = writer.status.value if writer.status else "no status"
-                logger.warning(f"{writer.label}: left as it was, the stream did not complete ({reported})")
-            else:
-                self._complete(key, writer)
+            if not writer.touched:
+                logger.info(f"{writer.label}: left as it was, the stream received nothing")
+            elif self._waiting(writer):
+                if self.statuses_seen or not writer.state_after_last_record:
+                    reported = writer.status.value if writer.status else "no status"
+                    evidence = "" if self.statuses_seen else " and no state after its last record"
+                    logger.warning(f"{writer.label}: left as it was, the stream's completion is not evidenced "
+                                   f"({reported}{evidence}); {writer.received} records not applied")
+                else:
+                    self._complete(key, writer)
+            elif not writer.replace and (writer.staged or writer.records):
+                logger.warning(f"{writer.label}: {writer.staged + len(writer.records)} records after the last state "
+                               f"not appended (their state never came; the next sync reads them again)")
         yield from self._release()
         if self.pending:
             logger.warning(f"{len(self.pending)} state message(s) not sent back: their streams did not complete")
+
+    def drop_staging(self) -> None:
+        for writer in self.writers.values():
+            writer.drop_staging()
 
     @staticmethod
     def _waiting(writer: StreamWriter) -> bool:
@@ -222,4 +300,3 @@ class Sync:
     def _release(self) -> Iterator[AirbyteMessage]:
         while self.pending and not self.pending[0][1]:
             yield self.pending.popleft()[0]
-

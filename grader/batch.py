@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import html
 import json
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +19,10 @@ from typing import Any, Callable
 
 from grader.pipeline import candidate_name
 
-SUMMARY_FIELDS = ("rank", "candidate", "band", "total", "status", "exit_code", "report")
+SUMMARY_FIELDS = ("rank", "candidate", "band", "total", "status", "exit_code", "report", "workspace")
 
 
 def batch_parser() -> argparse.ArgumentParser:
-    import os
-
     parser = argparse.ArgumentParser(
         prog="grade batch",
         description="Grade every workspace (each subfolder) of DIR, in parallel where the machine allows, then "
@@ -36,16 +36,50 @@ def batch_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _grade_one(workspace: Path, out: Path, timeout: float, extra: list[str]) -> dict[str, Any]:
-    name = candidate_name(workspace, None)
-    command = [sys.executable, "-m", "grader.cli", str(workspace), "--out", str(out), "--quiet", *extra]
+def report_folders(workspaces: list[Path]) -> dict[Path, str]:
+    """A distinct report folder name per workspace (from the folder's own name, never the
+    target of a symlinked folder). The folder's name when it is already
+    safe, else its sanitised name (`a b` -> `a_b`); where two would still meet (also when
+    they differ only in case, for case-insensitive disks), the folder already named so keeps
+    the name and the others get a suffix from a hash of their own raw name."""
+    by_base: dict[str, list[Path]] = {}
+    for ws in workspaces:
+        by_base.setdefault(candidate_name(ws, ws.name).lower(), []).append(ws)
+    taken = {base for base, group in by_base.items() if len(group) == 1}
+    names: dict[Path, str] = {}
+    for group in by_base.values():
+        if len(group) == 1:
+            names[group[0]] = candidate_name(group[0], group[0].name)
+            continue
+        for ws in group:
+            base = candidate_name(ws, ws.name)
+            if base == ws.name and base.lower() not in taken:
+                names[ws] = base  # the folder that already has this exact, safe name keeps it
+                taken.add(base.lower())
+                continue
+            digest = hashlib.sha256(os.fsencode(ws.name)).hexdigest()
+            width = 8
+            while f"{base}-{digest[:width]}".lower() in taken:
+                width += 4
+            names[ws] = f"{base}-{digest[:width]}"
+            taken.add(names[ws].lower())
+    return names
+
+
+def _grade_one(workspace: Path, name: str, out: Path, timeout: float, extra: list[str]) -> dict[str, Any]:
+    """Grade one workspace into OUT/<name>/ (`--name` sets both the folder and the name the report shows)."""
+    command = [sys.executable, "-m", "grader.cli", str(workspace), "--out", str(out), "--name", name, "--quiet",
+               *extra]
+    report_path = out / name / "report.json"
+    for stale in (report_path, report_path.with_suffix(".html")):  # from an earlier batch into the same OUT
+        stale.unlink(missing_ok=True)
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         code, error = done.returncode, done.stderr.strip().splitlines()[-1:] if done.returncode else []
     except subprocess.TimeoutExpired:
         code, error = None, [f"grading took longer than {timeout:g} s and was stopped"]
-    report_path = out / name / "report.json"
-    row: dict[str, Any] = {"candidate": name, "exit_code": code, "band": None, "total": None,
+    folder = os.fsencode(workspace.name).decode("utf-8", "replace")  # the folder as named, printable
+    row: dict[str, Any] = {"candidate": name, "workspace": folder, "exit_code": code, "band": None, "total": None,
                            "status": "no report", "report": None, "error": " ".join(error)}
     if report_path.exists():
         report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -58,6 +92,9 @@ def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
     split = argv.index("--") if "--" in argv else len(argv)
     args = batch_parser().parse_args(argv[:split])
     extra = argv[split + 1:]
+    if any(option.split("=", 1)[0] in ("--name", "--out") for option in extra):
+        print("grade batch: --name and --out are set per workspace by batch; give --out before --", file=sys.stderr)
+        return 2
     if not args.folder.is_dir():
         print(f"grade batch: {args.folder}: not a directory", file=sys.stderr)
         return 2
@@ -66,9 +103,10 @@ def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
         print(f"grade batch: {args.folder} holds no workspace folders", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    names = report_folders(workspaces)
     progress(f"grading {len(workspaces)} workspaces, {args.jobs} at a time")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(_grade_one, ws, args.out, args.timeout, extra) for ws in workspaces]
+        futures = [pool.submit(_grade_one, ws, names[ws], args.out, args.timeout, extra) for ws in workspaces]
         rows = []
         for ws, future in zip(workspaces, futures):
             rows.append(future.result())
@@ -97,7 +135,8 @@ def _write_html(rows: list[dict[str, Any]], path: Path) -> None:
         "<tr><td>{rank}</td><td>{name}</td><td>{band}</td><td>{total}</td><td>{status}</td></tr>".format(
             rank=row["rank"],
             name=(f'<a href="{html.escape(row["report"], quote=True)}">{html.escape(row["candidate"])}</a>'
-                  if row["report"] else html.escape(row["candidate"])),
+                  if row["report"] else html.escape(row["candidate"]))
+                 + (f' (folder “{html.escape(row["workspace"])}”)' if row["workspace"] != row["candidate"] else ""),
             band=html.escape(row["band"] or "-"),
             total="-" if row["total"] is None else f"{row['total']:.2f}",
             status=html.escape(row["status"] + (f": {row['error']}" if row.get("error") and row["status"] != "complete" else "")))

@@ -87,6 +87,9 @@ def grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("reports"),
                         help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
     parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
+    parser.add_argument("--replace-datasets", action="store_true",
+                        help="with --warehouse URL: allow deleting the datasets already there that the grader did "
+                             "not create (a live stack's raw, staging, marts); without it grading stops instead")
     parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
                         help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
                              "goccy emulator via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
@@ -187,14 +190,14 @@ def calibrate_parser() -> argparse.ArgumentParser:
 
 
 def run_rubric_doc(argv: list[str]) -> int:
-    from grader.rubric import render_markdown
+    from grader.rubric import render_candidate_markdown
 
     parser = argparse.ArgumentParser(prog="grade rubric-doc",
                                      description="Write environment/docs/EVALUATION_RUBRIC.md from rubric.yaml.")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file is out of date")
     args = parser.parse_args(argv)
     target = Path(__file__).resolve().parents[1] / "environment" / "docs" / "EVALUATION_RUBRIC.md"
-    text = render_markdown()
+    text = render_candidate_markdown()
     if args.check:
         current = target.read_text(encoding="utf-8") if target.exists() else ""
         if current != text:

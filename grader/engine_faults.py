@@ -130,3 +130,5 @@ def mark(report: dict[str, Any]) -> None:
         criterion["provisional"] = criterion["id"] in found["criteria"]
     if found["criteria"]:
         rubric["provisional"] = True
+        rubric.setdefault("provisional_because", []).append(
+            f"engine limitation behind {', '.join(sorted(found['checks']))}")

@@ -288,8 +288,9 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     pool.shutdown(wait=False)
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs",
-                                       run_dir=work_dir / "emulator", limits=limits_of(args))
+            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
+                                       limits=limits_of(args),
+                                       replace_datasets=getattr(args, "replace_datasets", False))
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
@@ -401,11 +402,13 @@ def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
     """lint.*, dag.* and history.*: they need only the snapshot (and the manifest when dbt parsed)."""
     if grading.snapshot is None:
         return
-    from checks.static import run_static_checks
+    from checks.static import STAGE_TIME_LIMIT_S, StaticLimits, run_static_checks
 
     started = time.monotonic()
     progress("static analysis of models, DAGs and history")
-    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python))
+    stage_s = grading.deadline.budget(STAGE_TIME_LIMIT_S) if grading.deadline is not None else STAGE_TIME_LIMIT_S
+    grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python,
+                                            StaticLimits(stage_s=max(stage_s, 60.0))))  # bounded anyway
     grading.timings["static_checks_s"] = round(time.monotonic() - started, 3)
 
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from checks.provenance import Provenance, mark_inherited
+from grader.rubric import debrief, grader_fault, score
 from grader.engine_faults import mark as mark_engine_faults
 from grader.engine_faults import summary_line as engine_fault_line
-from grader.rubric import score
 
 SCHEMA_VERSION = 1
 NODE_KEYS = ("pass", "fail", "error", "skip", "warn")
@@ -48,6 +49,7 @@ def report_json(grading: Any) -> dict[str, Any]:
     from grader.pipeline import versions
 
     checks = [c.to_json() for c in sorted(grading.checks, key=lambda c: c.id)]
+    inherited = _mark_inherited(checks, grading.snapshot)
     snapshot = grading.snapshot.to_json() if grading.snapshot is not None else {
         "commit": None, "dirty": False, "tree_sha256": None, "files": 0}
     dbt = grading.dbt.to_json() if grading.dbt is not None else {
@@ -55,6 +57,11 @@ def report_json(grading: Any) -> dict[str, Any]:
     all_versions = {**versions(), **(grading.dbt.versions if grading.dbt is not None else {}),
                     **grading.warehouse.get("versions", {})}
     dataset = grading.dataset
+    rubric = score(checks, grading.notes)
+    grader_errors = sorted(c["id"] for c in checks if grader_fault(c))
+    rubric["provisional"] = bool(grading.errors or grader_errors)
+    rubric["provisional_because"] = ([e["stage"] for e in grading.errors]
+                                     + [f"{i} (grader error)" for i in grader_errors])
     report = {
         "schema_version": SCHEMA_VERSION,
         "candidate": grading.candidate,
@@ -68,11 +75,31 @@ def report_json(grading: Any) -> dict[str, Any]:
                         "isolation": getattr(grading, "isolation", {})},
         "dbt": dbt,
         "checks": checks,
-        "rubric": {**score(checks, grading.notes), "provisional": bool(grading.errors)},
+        "rubric": rubric,
+        "observed": {c["id"]: {"observed": c["observed"], "reason": c["not_observed_reason"], "by_hand": c["by_hand"]}
+                     for c in rubric["criteria"] if c["observed"] is not None},
+        "coverage": _coverage(rubric),
+        "inherited": inherited,
+        "debrief": debrief(rubric, checks),
         "timings": dict(sorted(grading.timings.items())),
     }
     mark_engine_faults(report)
     return _scrub(report, grading.work_dir)
+
+
+def _mark_inherited(checks: list[dict[str, Any]], snapshot: Any) -> list[dict[str, Any]]:
+    """Mark checks and findings that rest only on the unchanged starter (see checks.provenance)."""
+    root = getattr(snapshot, "root", None)
+    inherited = mark_inherited(checks, Provenance.of(root)) if root is not None and Path(root).is_dir() else []
+    for check in checks:
+        check.setdefault("inherited", False)
+    return inherited
+
+
+def _coverage(rubric: dict[str, Any]) -> dict[str, Any]:
+    """Share (by weight) of each automatic criterion's evidence that ran, and their mean."""
+    shares = {c["id"]: c["coverage"] for c in rubric["criteria"] if c["coverage"] is not None}
+    return {"criteria": shares, "mean": round(sum(shares.values()) / len(shares), 3) if shares else 0.0}
 
 
 def summary_lines(grading: Any) -> list[str]:
@@ -80,6 +107,18 @@ def summary_lines(grading: Any) -> list[str]:
     rubric = report["rubric"]
     lines = [f"{report['candidate']}: {rubric['band']} (total {rubric['total']:.2f} / 4)"
              + ("" if report["status"] == "complete" else "  [INCOMPLETE]")]
+    if not rubric["delivery"]["delivered"]:
+        lines.append(f"  delivery gate: {rubric['delivery']['reason']}"
+                     + (f"; overridden by the interviewer: {rubric['delivery']['override']}"
+                        if rubric["delivery"]["override"] else f"; band at most {rubric['delivery']['max_band']}"))
+    for check in report["checks"]:
+        if check["status"] == "error":
+            fault = (check.get("evidence") or {}).get("fault")
+            how = "grader fault: left out, provisional" if fault == "grader" else "on the candidate's input: counted as failed"
+            lines.append(f"  ! {check['id']} errored ({how}): {check['message'][:160]}")
+    unobserved = [c["title"] for c in rubric["criteria"] if c["observed"] is False]
+    if unobserved:
+        lines.append(f"  not observed (0 in the total): {', '.join(unobserved)}")
     for error in report["errors"]:
         lines.append(f"  ! {error['stage']}: {error['message'].splitlines()[0][:200]}")
     if engine_fault_line(report):
@@ -109,8 +148,18 @@ def render_html(report: dict[str, Any]) -> str:
     commits = report["snapshot"].get("commits", [])
     return _environment().get_template("report.html.j2").render(
         r=report, criteria_by_section=criteria_by_section, checks=checks, traps=traps,
+        earned={c["id"]: _earned_once(c.get("earned_by") or []) for c in report["rubric"]["criteria"]},
         timeline=_timeline(commits), families=_families(report["checks"]),
     )
+
+
+def _earned_once(earned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each finding once, with the levels it supports (the JSON keeps one entry per level)."""
+    grouped: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in earned:
+        key = (entry["check"], entry["finding"])
+        grouped.setdefault(key, {**entry, "levels": []})["levels"].append(entry["level"])
+    return list(grouped.values())
 
 
 def _families(checks: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:

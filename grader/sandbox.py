@@ -131,10 +131,10 @@ class Jail:
         """`argv` under the limits (util-linux `prlimit`, so no Python runs between fork and
         exec) and wrapped in bubblewrap (unwrapped when the grading runs unisolated)."""
         isolation = isolation or detect()
-        limited = self._limits_prefix()
+        prefix = limited([], self.limits)
         if not isolation.jailed:
-            return [*limited, *argv]
-        args = [*limited, isolation.bwrap or "bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid",
+            return [*prefix, *argv]
+        args = [*prefix, isolation.bwrap or "bwrap", "--die-with-parent", "--new-session", "--unshare-user", "--unshare-pid",
                 "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--clearenv"]
         if not self.network:
             args.append("--unshare-net")
@@ -162,13 +162,6 @@ class Jail:
         """The environment to start the command with (bubblewrap clears it inside the jail)."""
         return dict(self.env)
 
-    def _limits_prefix(self) -> list[str]:
-        """Address space, file size, tasks, no core files: inherited by everything the command starts."""
-        prlimit = shutil.which("prlimit")
-        if prlimit is None:
-            return []
-        return [prlimit, f"--as={self.limits.memory_bytes}", f"--fsize={self.limits.file_bytes}",
-                f"--nproc={self.limits.processes}", "--core=0", "--"]
 
     def _interpreter_paths(self) -> list[Path]:
         python = Path(os.path.abspath(self.python or sys.executable))
@@ -181,6 +174,16 @@ class Jail:
                     paths.append(Path(value.strip()).parent)  # the base installation
         paths.append(Path(os.path.realpath(python)).parent.parent)
         return [p for p in paths if p.exists() and not _under(p, Path("/usr"))]
+
+
+def limited(argv: list[str], limits: Limits) -> list[str]:
+    """`argv` under `limits` (address space, file size, tasks, no core files; inherited by
+    everything it starts) through util-linux `prlimit`, so no Python runs between fork and exec."""
+    prlimit = shutil.which("prlimit")
+    if prlimit is None:
+        return list(argv)
+    return [prlimit, f"--as={limits.memory_bytes}", f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}",
+            "--core=0", "--", *argv]
 
 
 def sandbox_children(pid: int) -> list[int]:

@@ -289,7 +289,7 @@ class UrlWarehouse(Warehouse):
 
     kind = "url"
 
-    def __init__(self, url: str, *, timeout: float = 5.0):
+    def __init__(self, url: str, *, timeout: float = 5.0, replace_datasets: bool = False):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise WarehouseError(f"warehouse URL {url!r} must look like http://HOST:PORT "
@@ -298,6 +298,12 @@ class UrlWarehouse(Warehouse):
         if not _api_answers(self.endpoint, self.project, timeout):
             raise WarehouseError(f"no BigQuery emulator answers at {self.endpoint} (GET .../bigquery/v2/projects/"
                                  f"{self.project}/datasets failed); start it or use the default embedded warehouse")
+        if not replace_datasets:  # grading drops every dataset: never someone else's without being told
+            foreign = foreign_datasets(self.client())
+            if foreign:
+                raise WarehouseError(f"the warehouse at {self.endpoint} holds datasets the grader did not create "
+                                     f"({', '.join(foreign)}); grading deletes every dataset. Pass "
+                                     f"--replace-datasets to allow that, or grade on the embedded warehouse")
         health = _get_json(f"{self.endpoint}/healthz", timeout=timeout)
         version = health.get("version") if isinstance(health, dict) else None
         self.versions = {"emulator": str(version) if version else "unknown"}
@@ -307,14 +313,14 @@ class UrlWarehouse(Warehouse):
 
 
 def open_warehouse(spec: str | None, cache_dir: Path, log_dir: Path, run_dir: Path | None = None,
-                   limits: Limits | None = None) -> Warehouse:
+                   limits: Limits | None = None, *, replace_datasets: bool = False) -> Warehouse:
     """The warehouse named by --warehouse: None/'embedded', 'docker' or an http(s) URL."""
     if spec is None or spec == "embedded":
         return EmbeddedEmulator(cache_dir, log_dir / "bqemulator.log", run_dir=run_dir, limits=limits)
     if spec == "docker":
         return DockerEmulator(log_path=log_dir / "bigquery-emulator.log")
     if spec.startswith(("http://", "https://")):
-        return UrlWarehouse(spec)
+        return UrlWarehouse(spec, replace_datasets=replace_datasets)
     raise WarehouseError(f"unknown warehouse {spec!r}: use {SPECS_HELP}")
 
 
@@ -340,10 +346,24 @@ def prepare_datasets(client: bigquery.Client, datasets: tuple[str, ...] = DATASE
         for dataset_id in dropped:
             client.delete_dataset(f"{client.project}.{dataset_id}", delete_contents=True, not_found_ok=True)
         for dataset_id in datasets:
-            client.create_dataset(f"{client.project}.{dataset_id}")
+            dataset = bigquery.Dataset(f"{client.project}.{dataset_id}")
+            dataset.labels = dict([GRADER_LABEL])
+            client.create_dataset(dataset)
     except GoogleAPIError as exc:
         raise WarehouseError(f"could not reset the warehouse's datasets: {exc}") from exc
     return dropped
+
+
+GRADER_LABEL = ("created-by", "de-exercise-grader")  # on the datasets prepare_datasets creates
+
+
+def foreign_datasets(client: bigquery.Client) -> list[str]:
+    """The project's datasets without the grader's label, sorted: created by someone else."""
+    try:
+        return sorted(d.dataset_id for d in client.list_datasets(client.project)
+                      if (client.get_dataset(d.reference).labels or {}).get(GRADER_LABEL[0]) != GRADER_LABEL[1])
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"could not list the warehouse's datasets: {exc}") from exc
 
 
 def _load_job_parts(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],

@@ -66,6 +66,7 @@ def test_starter_like_dag_fails_every_rule_but_parse(tmp_path):
         "dag.catchup_implicit",
         "dag.no_retries",
         "dag.no_alerting",
+        "dag.alerting_notifies",
         "dag.airbyte_simulated",
         "dag.dbt_without_tests",
         "dag.secrets_in_code",
@@ -419,3 +420,45 @@ def test_optional_airflow_loader_reports_import_errors(tmp_path):
     assert list(res.evidence["import_errors"]) == ["airflow/dags/broken.py"]
     assert "not_a_module_anywhere" in res.evidence["import_errors"]["airflow/dags/broken.py"]
     assert res.evidence["dag_ids"] == ["loader_ok"]
+
+
+LOGGING_CALLBACK = """
+import logging
+from airflow.sdk import DAG
+log = logging.getLogger(__name__)
+
+def on_fail(context):
+    log.error("task %s failed", context["ti"].task_id)
+
+with DAG("p", schedule="@daily", catchup=False, default_args={"retries": 1, "on_failure_callback": on_fail}):
+    pass
+"""
+NOTIFIER_CALLBACK = """
+from airflow.providers.slack.notifications.slack import SlackNotifier
+from airflow.sdk import DAG
+with DAG("p", schedule="@daily", catchup=False,
+         default_args={"on_failure_callback": SlackNotifier(slack_conn_id="s", text="failed")}):
+    pass
+"""
+HELPER_CALLBACK = """
+import requests
+from airflow.sdk import DAG
+
+def post(text):
+    requests.post("https://alerts.example.com/hook", json={"text": text}, timeout=5)
+
+def on_fail(context):
+    post("failed")
+
+with DAG("p", schedule="@daily", catchup=False, on_failure_callback=on_fail):
+    pass
+"""
+
+
+def test_alerting_that_only_logs_is_not_alerting_a_person(tmp_path):
+    res = run("dag.alerting_notifies", workspace(tmp_path / "a", {"p.py": LOGGING_CALLBACK}))
+    assert res.status == "fail" and "on_fail only logs" in messages(res)[0]
+    assert run("dag.no_alerting", workspace(tmp_path / "b", {"p.py": LOGGING_CALLBACK})).status == "pass"
+    for name, src in (("c", NOTIFIER_CALLBACK), ("d", HELPER_CALLBACK)):
+        res = run("dag.alerting_notifies", workspace(tmp_path / name, {"p.py": src}))
+        assert res.status == "pass", (name, res.message)

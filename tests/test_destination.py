@@ -12,6 +12,7 @@ import gzip
 import importlib.metadata
 import io
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -497,3 +498,92 @@ def test_the_image_build_context_runs_on_its_own(tmp_path):
     files, spec = result.stdout.splitlines()
     assert all(Path(f).is_relative_to(src) for f in files.split())
     assert json.loads(spec)["type"] == "SPEC"
+
+
+# ---------------------------------------------------------------------------------------------
+# Never losing data: commit points, evidence of completion, malformed input
+# ---------------------------------------------------------------------------------------------
+
+
+def write_raw(tmp_path: Path, config: dict, configured: dict, lines: list[str]) -> subprocess.CompletedProcess:
+    """Run `write` on these exact input lines; the finished process, whatever its exit status."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "catalog.json").write_text(json.dumps(configured))
+    return subprocess.run([*CONNECTOR, "write", "--config", str(tmp_path / "config.json"), "--catalog",
+                           str(tmp_path / "catalog.json")], input="".join(line + "\n" for line in lines),
+                          capture_output=True, text=True, timeout=300)
+
+
+def error_messages(result: subprocess.CompletedProcess) -> list[str]:
+    messages = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return [m["trace"]["error"]["message"] for m in messages if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"]
+
+
+def raw_tables(client) -> list[str]:
+    return sorted(t.table_id for t in client.list_tables(f"{client.project}.raw"))
+
+
+@pytest.fixture
+def loaded(emulator, tmp_path, small, config):
+    """raw.orders, raw.users and raw.payments from a first overwrite sync (no statuses, state after the records)."""
+    names = ("orders", "users", "payments")
+    messages = [m for n in names for m in [*records(n, small.rows[n], small.extracted_at), state(n)]]
+    assert write(tmp_path, config, catalog([(n, "overwrite") for n in names], 1, 1), messages) == list(names)
+    return emulator.client()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad_line, reason", [
+    ("this is not json", r"input line 4 is not JSON"),
+    ('{"record": {"stream": "orders"}}', r"input line 4 is not an Airbyte message \(no \"type\"\)"),
+    ('{"type": "RECORD", "record": {"stream": "orders", "data": {}}}',
+     r"input line 4: the RECORD of stream 'orders' has no emitted_at"),
+])
+def test_malformed_input_fails_the_sync_naming_the_line_and_changes_nothing(loaded, tmp_path, small, config,
+                                                                             bad_line, reason):
+    client = loaded
+    later = small.extracted_at + timedelta(hours=1)
+    lines = [json.dumps(m) for m in records("orders", small.rows["orders"][:3], later)]
+    lines += [bad_line, *[json.dumps(m) for m in [state("orders"), status("orders", "COMPLETE")]]]
+    result = write_raw(tmp_path, config, catalog([("orders", "overwrite"), ("payments", "append")], 2, 2), lines)
+    assert result.returncode != 0
+    (message,) = error_messages(result)
+    assert re.search(reason, message), message
+    assert "tables are as they were" in message
+    assert_source_columns(table_rows(client, "orders"), small.rows["orders"], TABLES_BY_NAME["orders"])
+    assert len(table_rows(client, "payments")) == len(small.rows["payments"])
+    assert raw_tables(client) == ["orders", "payments", "users"]  # no staging table left behind
+
+
+@pytest.mark.slow
+def test_without_statuses_only_a_state_after_the_last_record_evidences_completion(loaded, tmp_path, small, config):
+    """Airbyte 0.63 forwards no statuses and always ends the input: records without a state after them
+    (a source cut off mid-stream) replace nothing; a stream that received nothing is untouched."""
+    client = loaded
+    later = small.extracted_at + timedelta(hours=1)
+    part = small.rows["users"][:7]
+    lines = [json.dumps(m) for m in [*records("orders", small.rows["orders"][:5], later), state("orders"),
+                                     *records("orders", small.rows["orders"][5:9], later),  # no state after these
+                                     *records("users", part, later), state("users")]]
+    streams = [("orders", "overwrite"), ("users", "overwrite"), ("payments", "overwrite")]
+    result = write_raw(tmp_path, config, catalog(streams, 2, 2), lines)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "raw.orders: left as it was, the stream's completion is not evidenced" in result.stdout
+    assert "raw.payments: left as it was, the stream received nothing" in result.stdout
+    assert_source_columns(table_rows(client, "orders"), small.rows["orders"], TABLES_BY_NAME["orders"])
+    assert len(table_rows(client, "payments")) == len(small.rows["payments"])
+    assert_source_columns(table_rows(client, "users"), part, TABLES_BY_NAME["users"])  # evidenced: replaced
+    assert raw_tables(client) == ["orders", "payments", "users"]
+
+
+@pytest.mark.slow
+def test_appended_records_reach_the_table_only_at_their_state(emulator, tmp_path, small, config):
+    client = emulator.client()
+    payments = small.rows["payments"]
+    lines = [json.dumps(m) for m in [*records("payments", payments[:250], small.extracted_at), state("payments"),
+                                     *records("payments", payments[250:400], small.extracted_at)]]
+    result = write_raw(tmp_path, config, catalog([("payments", "append")], 1, 1), lines)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "150 records after the last state not appended" in result.stdout
+    assert sorted(r["id"] for r in table_rows(client, "payments")) == sorted(p["id"] for p in payments[:250])
+    assert raw_tables(client) == ["payments"]

@@ -141,20 +141,45 @@ def test_core_services_as_documented():
     assert "healthcheck" in pg
 
     bq = services["bigquery-emulator"]
-    assert bq["image"].startswith("ghcr.io/goccy/bigquery-emulator:0.6.")
-    assert bq["platform"] == "linux/amd64"
-    assert "--project=marketplace-analytics" in bq["command"]
-    assert "--data-from-yaml=/data/data.yaml" in bq["command"]
+    assert bq["build"]["context"] == "./warehouse"  # the engine package the grader installs, one source
+    command = bq["command"]
+    assert command[0] == "start" and command[command.index("--project") + 1] == "marketplace-analytics"
+    assert command[command.index("--rest-host") + 1] == "0.0.0.0"
+    assert (command[command.index("--rest-port") + 1], command[command.index("--grpc-port") + 1]) == ("9050", "9060")
+    assert bq["environment"]["EXERCISE_WAREHOUSE_DATASETS"] == "raw,staging,marts"
     assert {9050, 9060} <= _published_ports(bq)
 
     dbt = services["dbt"]
+    assert dbt["build"]["context"] == "./dbt-image"
     assert dbt["environment"]["BIGQUERY_EMULATOR_HOST"] == "http://bigquery-emulator:9050"
     assert any(v.startswith("./dbt:") for v in dbt["volumes"])
+    assert dbt["depends_on"]["bigquery-emulator"]["condition"] == "service_healthy"
 
-    data = yaml.safe_load((ENV_DIR / "bigquery" / "data.yaml").read_text())
-    (project,) = data["projects"]
-    assert project["id"] == "marketplace-analytics"
-    assert [d["id"] for d in project["datasets"]] == ["raw", "staging", "marts"]
+
+def test_every_published_port_is_on_loopback_unless_told_otherwise():
+    for name, service in _load_compose()["services"].items():
+        for entry in service.get("ports", []) or []:
+            assert str(entry).startswith("${EXERCISE_BIND_ADDRESS:-127.0.0.1}:"), (name, entry)
+
+
+def test_every_service_with_a_port_has_a_healthcheck():
+    services = _load_compose()["services"]
+    missing = [name for name, service in services.items() if service.get("ports") and "healthcheck" not in service]
+    assert not missing, missing
+
+
+def test_built_images_pin_what_the_grader_runs():
+    import importlib.metadata
+
+    pins = dict(line.split("==") for line in (ENV_DIR / "dbt-image" / "requirements.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert pins == {name: importlib.metadata.version(name) for name in ("dbt-core", "dbt-bigquery")}
+    warehouse = (ENV_DIR / "warehouse" / "Dockerfile").read_text()
+    assert "COPY pyproject.toml" in warehouse and "COPY exercise_warehouse/" in warehouse
+    assert "python -m exercise_warehouse.extensions" in warehouse  # the offline spatial extension
+    for folder in ("warehouse", "dbt-image", "airflow-image"):
+        first = (ENV_DIR / folder / "Dockerfile").read_text().split("\nFROM ", 1)[1].split()[0]
+        assert ":" in first and not first.endswith(":latest"), (folder, first)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -233,3 +233,31 @@ def test_decisions_doc_reads_model_descriptions(tmp_path):
     res = run("history.decisions_doc", ctx_for(tmp_path, [], manifest=man))
     assert res.evidence["covered"] == ["duplicates", "currency"]
     assert res.evidence["matches"]["duplicates"][0]["where"].endswith("(model stg_payments)")
+
+
+def test_evidence_lists_are_capped_and_counts_come_from_the_snapshot(tmp_path):
+    """A history of 300 commits, each touching 5,000 files of which the snapshot listed 100."""
+    files = [f"dbt/models/m{i}.sql" for i in range(100)]
+    cs = [dict(commit(i, f"Rework staging model {i}", files), files_total=5_000) for i in range(300)]
+    res = run("history.commits", ctx_for(tmp_path, cs))
+    assert len(res.evidence["commits"]) == 100 and res.evidence["commits_omitted"] == 200
+    assert res.evidence["commits"][0]["files"] == 5_000
+
+
+def test_capped_file_lists_never_mark_the_candidates_docs_as_untouched_handout(tmp_path):
+    """Whether a later commit touched docs/DECISIONS.md is unknown when its list was capped."""
+    cs = [commit(0, "Starter repository", ["docs/DECISIONS.md"]),
+          dict(commit(1, "Write down the decisions", ["dbt/models/a.sql"]), files_total=250)]
+    res = run("history.decisions_doc", ctx_for(tmp_path, cs, {"docs/DECISIONS.md": DECISIONS}))
+    assert res.score == 1.0
+
+
+def test_tests_early_uses_the_yaml_state_the_snapshot_read(tmp_path):
+    """`yaml_with_tests` (what the YAML declared at that commit) wins over today's file."""
+    cs = _session(2)
+    for c in cs:
+        c["yaml_with_tests"] = []
+    cs[6]["files"].append("dbt/models/marts/_marts.yml")
+    cs[6]["yaml_with_tests"] = ["dbt/models/marts/_marts.yml"]
+    res = run("history.tests_early", ctx_for(tmp_path, cs, {"dbt/models/marts/_marts.yml": MARTS_YML}))
+    assert res.status == "fail" and [c["index"] for c in res.evidence["test_commits"]] == [7]

@@ -702,7 +702,8 @@ def test_dbt_parse_good_fixture_passes_every_rule(parsed_fixtures):
 @pytest.mark.slow
 def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
     ctx = parsed_fixtures["dbt_bad"]
-    res = {s.id: run_check(s, ctx) for s in specs("lint")}
+    # lint.not_analysed judges whether the SQL could be analysed, not its quality: it passes
+    res = {s.id: run_check(s, ctx) for s in specs("lint") if s.id != "lint.not_analysed"}
     assert {k for k, r in res.items() if r.status != "fail"} == set(), {
         k: (r.status, r.message) for k, r in res.items() if r.status != "fail"
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -83,3 +84,21 @@ def test_the_traps_are_visible_in_sql(marketplace_db):
     (next_id,) = marketplace_db.execute("SELECT nextval(pg_get_serial_sequence('event_log', 'id'))").fetchone()
     (max_id,) = marketplace_db.execute("SELECT max(id) FROM event_log").fetchone()
     assert next_id == max_id + 1
+
+
+def test_future_updated_at_lies_ahead_of_the_load_whenever_it_happens(marketplace_db):
+    """The planted clock-skew products are after now() at load time, by their distance to the snapshot."""
+    dataset = generate(CANONICAL_SEED, "default")
+    planted = {pid: p for pid, p in dataset.truth["products"].items() if p["future_updated_at"]}
+    rows = marketplace_db.execute(
+        "SELECT id::text, updated_at, now() FROM products WHERE updated_at > now()").fetchall()
+    assert {r[0] for r in rows} == set(planted)
+    generated = {p["id"]: p["updated_at"] for p in dataset.rows["products"]}
+    # each keeps its lead over one load moment: updated_at = load moment + (generated - snapshot)
+    (load_moment,) = {updated_at - (generated[pid] - dataset.extracted_at) for pid, updated_at, _ in rows}
+    (now,) = {r[2] for r in rows}
+    assert now - timedelta(minutes=30) < load_moment <= now
+    (others_moved,) = marketplace_db.execute(
+        "SELECT count(*) FROM products WHERE updated_at > %s AND updated_at <= now()",
+        (dataset.extracted_at,)).fetchone()
+    assert others_moved == 0

@@ -72,6 +72,14 @@ def test_the_page_renders_in_chromium_with_its_structure_and_inert_scripts(hosti
     for heading in ("Criteria", "Checks and evidence", "The dbt run", "Commit timeline", "Reproducibility"):
         assert f">{heading}</h2>" in dom, heading
     assert report["rubric"]["band"] in dom
+    for heading in ("Debrief", "Inherited from the starter"):
+        assert f">{heading}</h2>" in dom, heading
+    assert 'aria-label="Debrief"' in dom and "Watch for:" in dom
+    first = report["debrief"][0]
+    assert f'id="debrief-{first["kind"]}-{first["id"]}"' in dom and first["questions"][0].replace('"', "&quot;") in dom
+    # --quick skipped the rebuilding passes: the criteria resting on them say so, with what to look at by hand
+    assert report["observed"]["idempotency"]["observed"] is False and "Not observed" in dom
+    assert 'class="badge">inherited<' in dom  # the untouched starter DAG
     assert 'aria-label="Section scores"' in dom and 'aria-label="Commit timeline"' in dom
     shot = html_path.parent / "screenshot.png"
     result = run_chromium(f"--screenshot={shot}", "--window-size=1366,2400", html_path.as_uri())

@@ -10,7 +10,7 @@ from pathlib import Path
 import git
 import pytest
 
-from grader.snapshot import Snapshot, SnapshotError, take_snapshot
+from grader.snapshot import Snapshot, SnapshotError, SnapshotLimits, take_snapshot
 
 SECRET = "TOP-SECRET-interviewer-token-8f3a"
 
@@ -124,7 +124,7 @@ def test_uncommitted_and_untracked_changes_are_dirty_and_copied(tmp_path: Path) 
 def test_detached_head_unborn_branch_and_history_cap(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     repo, shas = make_repo(ws)
-    capped = take_snapshot(ws, tmp_path / "w0", max_commits=2)
+    capped = take_snapshot(ws, tmp_path / "w0", limits=SnapshotLimits(max_commits=2))
     assert [c.sha for c in capped.commits] == shas[1:]
     assert kinds(capped) == {".git": "history_truncated"}
 
@@ -227,12 +227,12 @@ def test_symlinks_inside_are_materialised_and_loops_terminate(tmp_path: Path) ->
 
     assert (snap.root / "alias.sql").read_text() == (ws / "shared" / "macro.sql").read_text()
     assert not (snap.root / "alias.sql").is_symlink()
-    assert (snap.root / "models" / "shared" / "macro.sql").is_file()
+    assert (snap.root / "models" / "again" / "macro.sql").is_file()  # the first link in name order
     assert kinds(snap) == {
-        "models/again": "symlink_duplicate",
+        "models/shared": "symlink_duplicate",
         "self": "symlink_loop",
         "shared/up": "symlink_loop",
-        "models/shared/up": "symlink_loop",
+        "models/again/up": "symlink_loop",
         "ping": "symlink_dangling",
         "pong": "symlink_dangling",
         "gone": "symlink_dangling",
@@ -406,3 +406,157 @@ def test_repo_owned_by_another_user_is_read(tmp_path: Path) -> None:
     snap = take_snapshot(ws, tmp_path / "work")
     assert (snap.commit, snap.branch, snap.dirty) == (shas[-1], "main", False)
     assert snap.findings == []
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def test_each_inode_is_copied_once_through_symlinks_and_hard_links(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    payload = os.urandom(1024 * 1024)
+    write(ws / "seeds" / "big.csv", payload)
+    for i in range(100):
+        (ws / f"link{i:03}.csv").symlink_to("seeds/big.csv")
+    for i in range(5):
+        os.link(ws / "seeds" / "big.csv", ws / f"hard{i}.csv")
+
+    snap = take_snapshot(ws, tmp_path / "work")
+
+    assert (snap.files, snap.bytes) == (106, len(payload))
+    copies = [snap.root / "seeds" / "big.csv", snap.root / "link099.csv", snap.root / "hard4.csv"]
+    assert all(p.read_bytes() == payload and not p.is_symlink() for p in copies)
+    assert len({os.stat(p).st_ino for p in snap.root.rglob("*.csv")}) == 1  # one file on disk
+    assert snap.findings == [] and snap.left_out == {}
+    # the hash still sees every path: dropping one link changes it
+    (ws / "link050.csv").unlink()
+    assert take_snapshot(ws, tmp_path / "w2").tree_sha256 != snap.tree_sha256
+
+
+def test_file_count_and_total_byte_limits_leave_out_the_rest_and_say_so(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    for i in range(10):
+        write(ws / "models" / f"m{i}.sql", "x" * 1000)
+
+    by_count = take_snapshot(ws, tmp_path / "w1", limits=SnapshotLimits(max_files=4))
+    assert sorted(p.name for p in (by_count.root / "models").iterdir()) == ["m0.sql", "m1.sql", "m2.sql", "m3.sql"]
+    assert by_count.left_out == {"files": 6, "bytes": 6000}
+    assert [(f["kind"], f["path"]) for f in by_count.findings] == [("limit_files", "models/m4.sql")]
+    assert "(6 left out, 6000 bytes; the first here)" in by_count.findings[0]["detail"]
+
+    by_bytes = take_snapshot(ws, tmp_path / "w2", limits=SnapshotLimits(max_total_bytes=2500))
+    assert (by_bytes.files, by_bytes.bytes) == (2, 2000)
+    assert by_bytes.left_out == {"files": 8, "bytes": 8000}
+    assert kinds(by_bytes) == {"models/m2.sql": "limit_total_bytes"}
+    assert by_bytes.to_json()["left_out"] == {"bytes": 8000, "files": 8}
+
+
+def make_deep(top: Path, levels: int) -> str:
+    """`levels` nested folders `d` under top, made one by one (os.makedirs and pathlib recurse)."""
+    path = str(top)
+    for _ in range(levels):
+        path += "/d"
+        os.mkdir(path)
+    return path
+
+
+def remove_deep(top: Path, levels: int) -> None:
+    """Undo make_deep bottom-up, so pytest's recursive cleanup never meets the nesting."""
+    path = str(top) + "/d" * levels
+    for name in os.listdir(path):
+        os.unlink(os.path.join(path, name))
+    for _ in range(levels):
+        os.rmdir(path)
+        path = os.path.dirname(path)
+
+
+def test_deep_nesting_is_cut_at_the_depth_limit(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write(ws / "models" / "top.sql", "select 2\n")
+    bottom = make_deep(ws / "models", 1200)  # what crashed a check before the limits
+    with open(bottom + "/bottom.sql", "w") as handle:
+        handle.write("select 1\n")
+    try:
+        snap = take_snapshot(ws, tmp_path / "work")
+    finally:
+        remove_deep(ws / "models", 1200)
+
+    assert (snap.root / "models" / "top.sql").is_file()
+    depth = max(len(Path(dirpath).relative_to(snap.root).parts) for dirpath, _, _ in os.walk(snap.root))
+    assert depth == 64
+    assert kinds(snap) == {"models/" + "/".join(["d"] * 64): "limit_depth"}
+    assert snap.left_out == {"folders": 1}
+
+
+def test_findings_are_capped_and_the_rest_counted(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for i in range(230):
+        os.mkfifo(ws / f"pipe{i:03}")
+        (ws / f"out{i:03}").symlink_to("/etc/hostname")
+
+    snap = take_snapshot(ws, tmp_path / "work")
+
+    assert len(snap.findings) == 200
+    assert snap.findings_omitted == {"special_file": 230, "symlink_outside": 30}
+    assert snap.to_json()["findings_omitted"] == {"special_file": 230, "symlink_outside": 30}
+    # what a limit left out is always said, however many findings came before
+    (ws / "sub").mkdir()
+    capped = take_snapshot(ws, tmp_path / "w3", limits=SnapshotLimits(max_dirs=0))
+    assert (len(capped.findings), capped.findings[-1]["kind"]) == (201, "limit_dirs")
+
+
+def test_history_lists_capped_paths_per_commit_and_in_all_with_exact_counts(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    repo = git.Repo.init(ws, initial_branch="main")
+    for i in range(30):
+        write(ws / "models" / f"m{i:02}.sql", f"select {i}\n")
+    commit_all(repo, "thirty models", "2024-03-01T09:00:00Z")
+    for i in range(30):
+        write(ws / "models" / f"m{i:02}.sql", f"select {i} + 1\n")
+    write(ws / "models" / "tricky\nname\x01.sql", "select 0\n")  # newline in a name: -z keeps it whole
+    commit_all(repo, "touch all", "2024-03-01T10:00:00Z")
+    write(ws / "README.md", "notes\n")
+    commit_all(repo, "notes", "2024-03-01T11:00:00Z")
+
+    limits = SnapshotLimits(max_files_per_commit=10, max_files_listed=15)
+    snap = take_snapshot(ws, tmp_path / "work", limits=limits)
+
+    first, second, third = snap.commits
+    assert (first.files_total, first.files) == (30, [f"models/m{i:02}.sql" for i in range(10)])
+    assert (second.files_total, len(second.files)) == (31, 5)
+    assert (third.files_total, third.files) == (1, [])  # the overall budget is spent
+    assert kinds(snap) == {".git": "history_files_capped"}
+    assert "47 changed paths counted but not listed" in snap.findings[0]["detail"]
+
+    full = take_snapshot(ws, tmp_path / "w2")
+    assert "models/tricky\nname\x01.sql" in full.commits[1].files
+    assert full.commits[2].files == ["README.md"]
+
+
+def test_history_records_yaml_that_declared_tests_at_each_commit(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    repo = git.Repo.init(ws, initial_branch="main")
+    yml = ws / "models" / "_marts.yml"
+    write(yml, "version: 2\nmodels:\n  - name: fct\n    description: Facts.\n")
+    commit_all(repo, "describe", "2024-03-01T09:00:00Z")
+    write(yml, "version: 2\nmodels:\n  - name: fct\n    columns:\n      - name: id\n        data_tests: [unique]\n")
+    commit_all(repo, "test", "2024-03-01T10:00:00Z")
+
+    snap = take_snapshot(ws, tmp_path / "work")
+
+    assert [c.yaml_with_tests for c in snap.commits] == [[], ["models/_marts.yml"]]
+
+
+def test_shallow_clone_lists_what_git_can_read(tmp_path: Path) -> None:
+    origin = tmp_path / "origin"
+    _, shas = make_repo(origin)
+    ws = tmp_path / "ws"
+    git.Repo.clone_from(f"file://{origin}", ws, depth=2)
+
+    snap = take_snapshot(ws, tmp_path / "work")
+
+    assert [c.sha for c in snap.commits] == shas[1:]
+    oldest, newest = snap.commits
+    assert (oldest.files, oldest.files_total) == ([], None)  # its parent was not cloned
+    assert newest.files == ["README.md"]
+    assert kinds(snap) == {".git": "history_files_unreadable"}

@@ -203,6 +203,19 @@ def test_prepare_datasets_drops_everything_a_previous_run_left(emulator: Embedde
     assert all(list(client.list_tables(d)) == [] for d in DATASETS)
 
 
+@pytest.mark.slow
+def test_a_url_warehouse_holding_datasets_the_grader_did_not_create_is_refused(emulator: EmbeddedEmulator) -> None:
+    """A live stack's raw/staging/marts are not the grader's to delete unless it is told so."""
+    client = emulator.client()
+    prepare_datasets(client)
+    UrlWarehouse(emulator.endpoint)  # only the grader's own datasets: accepted
+    client.create_dataset("live_stack_raw")
+    with pytest.raises(WarehouseError, match=r"did not create \(live_stack_raw\).*--replace-datasets"):
+        UrlWarehouse(emulator.endpoint)
+    UrlWarehouse(emulator.endpoint, replace_datasets=True)
+    assert prepare_datasets(client) == ["live_stack_raw", "marts", "raw", "staging"]
+
+
 TYPES = ["STRING", "INT64", "NUMERIC", "BOOL", "TIMESTAMP", "DATETIME", "JSON", "DATE", "FLOAT64"]
 
 # (BigQuery type, value as written in the NDJSON line, value the client reads back)

@@ -3,6 +3,7 @@
 Layout of DIR (all deterministic for a given seed and scale):
     postgres/01_schema.sql      DDL and column comments
     postgres/02_data.sql.gz     COPY blocks (gzip without a timestamp)
+    postgres/03_load_time.sql   run at load time: future timestamps stay ahead of the load moment
     raw/<table>.ndjson          the warehouse's raw shape, one JSON object per row
     raw/schema.json             BigQuery schema of each raw table
     truth.json                  the ground truth the grader's checks compare against
@@ -17,7 +18,7 @@ import json
 from pathlib import Path
 
 from grader.dataset.generator import Dataset
-from grader.dataset.postgres import data_sql, schema_sql
+from grader.dataset.postgres import data_sql, load_time_sql, schema_sql
 from grader.dataset.raw import raw_tables
 from grader.dataset.truth import iso
 
@@ -31,6 +32,7 @@ def postgres_init_files(dataset: Dataset) -> dict[str, bytes]:
     return {
         "01_schema.sql": schema_sql().encode(),
         "02_data.sql.gz": gzip_bytes(data_sql(dataset.rows).encode()),
+        "03_load_time.sql": load_time_sql(dataset.extracted_at).encode(),
     }
 
 

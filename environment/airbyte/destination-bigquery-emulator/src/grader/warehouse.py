@@ -17,9 +17,10 @@ Helpers below prepare the datasets and load the raw tables with load jobs
 from __future__ import annotations
 
 import atexit
-import ctypes
+import dataclasses
 import importlib.metadata
 import importlib.resources
+import importlib.util
 import io
 import json
 import os
@@ -42,6 +43,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from grader.dataset.schema import DATASETS, RAW_PROJECT
+from grader.sandbox import Isolation, Jail, Limits, detect, sandbox_children
 
 # The exercise environment pins this image (0.7+ broke QUALIFY upstream; 0.6.x is amd64 only).
 DOCKER_IMAGE = "ghcr.io/goccy/bigquery-emulator:0.6.6"
@@ -73,6 +75,10 @@ class Warehouse(ABC):
     def stop(self) -> None:
         """Release what this object started (idempotent)."""
 
+    def interrupt(self) -> bool:
+        """Cancel the engine's running query, where the engine allows (the embedded one does)."""
+        return False
+
     def __enter__(self) -> Warehouse:
         return self
 
@@ -81,21 +87,33 @@ class Warehouse(ABC):
 
 
 class EmbeddedEmulator(Warehouse):
-    """A bqemulator subprocess in its own process group, stopped on stop(), exit, Ctrl-C or SIGTERM.
+    """The exercise's engine (`python -m exercise_warehouse`) jailed, stopped on stop(), exit, Ctrl-C or SIGTERM.
 
-    It gets a scrubbed environment and HOME = `cache_dir`/bqemulator-home (where DuckDB looks
-    for the spatial extension), so nothing from the grader's environment or the user's
-    ~/.duckdb changes its behaviour. Its output goes to `log_path` (a temporary file, removed
-    on stop, when None); the log's tail is in every start error.
+    It runs candidate SQL, so it runs in a jail (grader.sandbox): it can write only `run_dir`
+    (its HOME and the load-job staging folder, the one folder its locked DuckDB may touch;
+    a temporary folder removed on stop when None) and read the spatial extension cached in
+    `cache_dir`. Its output goes to `log_path` (a temporary file, removed on stop, when None);
+    the log's tail is in every start error.
     """
 
     kind = "embedded"
 
     def __init__(self, cache_dir: Path, log_path: Path | None = None, *, start_timeout: float = 60.0,
-                 stop_timeout: float = 5.0):
+                 stop_timeout: float = 5.0, run_dir: Path | None = None, limits: Limits | None = None,
+                 isolation: Isolation | None = None):
         started = time.perf_counter()
         self.stop_timeout = stop_timeout
-        self.home = _emulator_home(Path(cache_dir))
+        self.limits = limits or Limits()
+        self.isolation = isolation or detect()
+        extensions = _emulator_home(Path(cache_dir)) / ".duckdb"
+        self._own_run_dir = run_dir is None
+        self.run_dir = Path(tempfile.mkdtemp(prefix="bqemulator-", dir=cache_dir) if run_dir is None else run_dir)
+        self.home = self.run_dir / "home"
+        staging = self.run_dir / "staging"
+        for folder in (self.home, staging):
+            folder.mkdir(parents=True, exist_ok=True)
+        if not (self.home / ".duckdb").exists():
+            (self.home / ".duckdb").symlink_to(extensions)  # read-only: nothing can be installed
         self.versions = {"emulator": f"bqemulator {_dist_version('bqemulator')}",
                          "duckdb": _dist_version("duckdb")}
         if log_path is None:
@@ -107,21 +125,28 @@ class EmbeddedEmulator(Warehouse):
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         rest_port, grpc_port = _free_ports(2)
         self.endpoint = f"http://{_LOOPBACK}:{rest_port}"
-        command = [sys.executable, "-m", "bqemulator", "start",
+        command = [sys.executable, "-m", "exercise_warehouse", "start",
                    "--rest-host", _LOOPBACK, "--rest-port", str(rest_port),
                    "--grpc-host", _LOOPBACK, "--grpc-port", str(grpc_port), "--project", self.project]
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(self.home),
-            "LANG": "C.UTF-8",
-            "TMPDIR": str(self.home / "tmp"),  # load-job upload staging lands here
-            # The avro extension is optional and would be downloaded at every start (≈1 s offline, network online).
-            "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
-        }
+        # Candidate SQL runs in this process: it gets the jail, its own folder and nothing else.
+        jail = Jail(
+            limits=dataclasses.replace(self.limits, memory_bytes=2 * self.limits.memory_bytes),
+            writable=[self.run_dir], readable=[extensions, _package_dir("exercise_warehouse")], cwd=self.home,
+            env={
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": str(self.home),
+                "LANG": "C.UTF-8",
+                "TMPDIR": str(staging),  # load-job upload staging lands here
+                # The avro extension is optional and would be downloaded at every start (≈1 s offline, network online).
+                "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+                "EXERCISE_WAREHOUSE_ALLOWED_DIR": str(staging),
+                "EXERCISE_WAREHOUSE_MEMORY_LIMIT": f"{max(self.limits.memory_bytes * 3 // 4 // 2**20, 256)}MB",
+            })
         with open(self.log_path, "wb") as log:
             self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                cwd=self.home, start_new_session=True, preexec_fn=_die_with_parent_fn())
+                jail.command(command, self.isolation), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True,
+                preexec_fn=jail.preexec())
         atexit.register(self.stop)
         try:
             self._wait_healthy(start_timeout)
@@ -129,6 +154,24 @@ class EmbeddedEmulator(Warehouse):
             self.stop(remove_log=False)
             raise
         self.start_seconds = time.perf_counter() - started
+
+    def interrupt(self) -> bool:
+        """Cancel whatever the engine is running (SIGUSR1 to the emulator: see exercise_warehouse.launcher).
+
+        Used after a dbt command ran out of time: its last query would otherwise keep the engine
+        busy and every check after it would wait. True when the signal was delivered.
+        """
+        if self._process is None or self._process.poll() is not None:
+            return False
+        for pid in [self._process.pid, *sandbox_children(self._process.pid)]:
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"exercise_warehouse" in cmdline and b"bwrap" not in cmdline.split(b"\0", 1)[0]:
+                os.kill(pid, signal.SIGUSR1)
+                return True
+        return False
 
     @property
     def pid(self) -> int | None:
@@ -166,6 +209,8 @@ class EmbeddedEmulator(Warehouse):
                 process.wait()
         if remove_log and self._remove_log:
             self.log_path.unlink(missing_ok=True)
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 class DockerEmulator(Warehouse):
@@ -242,7 +287,7 @@ class UrlWarehouse(Warehouse):
 
     kind = "url"
 
-    def __init__(self, url: str, *, timeout: float = 5.0):
+    def __init__(self, url: str, *, timeout: float = 5.0, replace_datasets: bool = False):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise WarehouseError(f"warehouse URL {url!r} must look like http://HOST:PORT "
@@ -251,6 +296,12 @@ class UrlWarehouse(Warehouse):
         if not _api_answers(self.endpoint, self.project, timeout):
             raise WarehouseError(f"no BigQuery emulator answers at {self.endpoint} (GET .../bigquery/v2/projects/"
                                  f"{self.project}/datasets failed); start it or use the default embedded warehouse")
+        if not replace_datasets:  # grading drops every dataset: never someone else's without being told
+            foreign = foreign_datasets(self.client())
+            if foreign:
+                raise WarehouseError(f"the warehouse at {self.endpoint} holds datasets the grader did not create "
+                                     f"({', '.join(foreign)}); grading deletes every dataset. Pass "
+                                     f"--replace-datasets to allow that, or grade on the embedded warehouse")
         health = _get_json(f"{self.endpoint}/healthz", timeout=timeout)
         version = health.get("version") if isinstance(health, dict) else None
         self.versions = {"emulator": str(version) if version else "unknown"}
@@ -259,14 +310,15 @@ class UrlWarehouse(Warehouse):
         """Nothing to do: the server is not ours."""
 
 
-def open_warehouse(spec: str | None, cache_dir: Path, log_dir: Path) -> Warehouse:
+def open_warehouse(spec: str | None, cache_dir: Path, log_dir: Path, run_dir: Path | None = None,
+                   limits: Limits | None = None, *, replace_datasets: bool = False) -> Warehouse:
     """The warehouse named by --warehouse: None/'embedded', 'docker' or an http(s) URL."""
     if spec is None or spec == "embedded":
-        return EmbeddedEmulator(cache_dir, log_dir / "bqemulator.log")
+        return EmbeddedEmulator(cache_dir, log_dir / "bqemulator.log", run_dir=run_dir, limits=limits)
     if spec == "docker":
         return DockerEmulator(log_path=log_dir / "bigquery-emulator.log")
     if spec.startswith(("http://", "https://")):
-        return UrlWarehouse(spec)
+        return UrlWarehouse(spec, replace_datasets=replace_datasets)
     raise WarehouseError(f"unknown warehouse {spec!r}: use {SPECS_HELP}")
 
 
@@ -292,10 +344,24 @@ def prepare_datasets(client: bigquery.Client, datasets: tuple[str, ...] = DATASE
         for dataset_id in dropped:
             client.delete_dataset(f"{client.project}.{dataset_id}", delete_contents=True, not_found_ok=True)
         for dataset_id in datasets:
-            client.create_dataset(f"{client.project}.{dataset_id}")
+            dataset = bigquery.Dataset(f"{client.project}.{dataset_id}")
+            dataset.labels = dict([GRADER_LABEL])
+            client.create_dataset(dataset)
     except GoogleAPIError as exc:
         raise WarehouseError(f"could not reset the warehouse's datasets: {exc}") from exc
     return dropped
+
+
+GRADER_LABEL = ("created-by", "de-exercise-grader")  # on the datasets prepare_datasets creates
+
+
+def foreign_datasets(client: bigquery.Client) -> list[str]:
+    """The project's datasets without the grader's label, sorted: created by someone else."""
+    try:
+        return sorted(d.dataset_id for d in client.list_datasets(client.project)
+                      if (client.get_dataset(d.reference).labels or {}).get(GRADER_LABEL[0]) != GRADER_LABEL[1])
+    except GoogleAPIError as exc:
+        raise WarehouseError(f"could not list the warehouse's datasets: {exc}") from exc
 
 
 def _load_job_parts(client: bigquery.Client, dataset: str, table: str, schema: list[tuple[str, str]],
@@ -436,8 +502,15 @@ def _emulator_home(cache_dir: Path) -> Path:
         partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
         shutil.copyfile(source, partial)
         os.replace(partial, target)  # atomic: a concurrent start never sees half a file
-    (home / "tmp").mkdir(exist_ok=True)
     return home
+
+
+def _package_dir(name: str) -> Path:
+    """The folder holding an installed package's source (an editable install points into the repository)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise WarehouseError(f"{name} is not installed: pip install -e environment/warehouse")
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
 def _dist_version(name: str) -> str:
@@ -458,26 +531,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def _die_with_parent_fn() -> Any:
-    """On Linux, a preexec function asking the kernel to SIGTERM the child when the grader dies.
-
-    Covers what atexit cannot: the grader being SIGKILLed. Elsewhere, None. The kernel ties the
-    signal to the spawning *thread*, and preexec functions are unsafe in threaded parents: start
-    the emulator from the main thread before any other thread exists (the pipeline does).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def _preexec() -> None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the grader died before prctl took effect
-            os._exit(1)
-
-    return _preexec
 
 
 def _get_json(url: str, timeout: float) -> Any:
