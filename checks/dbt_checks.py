@@ -18,7 +18,8 @@ def dbt_build(run: DbtRun) -> CheckResult:
     if run.status == "skipped":
         return CheckResult("dbt.build", "fail", 0.0, "; ".join(run.problems) or "dbt was not run", evidence)
     broken = [r for r in run.results if r.status not in ("success", "pass", "warn", "skipped", "no-op")]
-    evidence["not_passing"] = [{"node": r.unique_id, "status": r.status, "message": (r.message or "")[:500]}
+    evidence["not_passing"] = [{"node": r.unique_id, "status": r.status, "message": (r.message or "")[:500],
+                                "engine_fault": r.engine_fault}
                                for r in broken[:MAX_LISTED]]
     # A test the candidate declared `severity: warn` reports "warn", and dbt exits 0: a warning, as dbt treats it.
     warned = [r for r in run.results if r.status == "warn"]

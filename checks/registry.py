@@ -41,6 +41,7 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     severity: Severity = "error"
     purpose: str = ""
+    engine_fault: str | None = None  # set by run_check when the failure looks like the engine's (grader.engine_faults)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class CheckResult:
             "severity": self.severity,
             "purpose": self.purpose,
             "evidence": self.evidence,
+            "engine_fault": self.engine_fault,
         }
 
 
@@ -115,8 +117,11 @@ def run_check(spec: CheckSpec, ctx: Any) -> CheckResult:
                            evidence={"fault": fault, "error": f"{type(exc).__name__}: {str(exc)[:500]}"},
                            severity=spec.severity, purpose=spec.purpose)
     if isinstance(outcome, CheckResult):
+        from grader.engine_faults import check_fault
+
         outcome.severity = spec.severity
         outcome.purpose = outcome.purpose or spec.purpose
+        outcome.engine_fault = check_fault(outcome.status, outcome.message, outcome.evidence)
         return outcome
     findings: list[Finding] = list(outcome or [])
     if not findings:

@@ -23,6 +23,7 @@ Grade a candidate's workspace for the Senior Data Engineer live exercise.
   grade calibrate [options]        grade the reference solutions; non-zero when one misses its band
   grade batch DIR [options]        grade every workspace in DIR; summary.html and summary.csv ranking them
   grade rubric-doc [--check]       write docs/EVALUATION_RUBRIC.md from rubric.yaml
+  grade packages fetch WORKSPACE   fill the dbt package cache (run `dbt deps`) for grading offline
 
 `grade SUBCOMMAND --help` explains each subcommand.
 """
@@ -227,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_batch(argv[1:], Progress())
         if argv and argv[0] == "rubric-doc":
             return run_rubric_doc(argv[1:])
+        if argv and argv[0] == "packages":
+            from grader.packages import main as run_packages
+
+            return run_packages(argv[1:])
         from grader.pipeline import run_grade
 
         args = grade_parser().parse_args(argv)

@@ -30,6 +30,7 @@ from typing import Any, Callable, Literal
 
 import yaml
 
+from grader.engine_faults import explain as explain_engine_fault
 from grader.sandbox import Jail, Limits
 
 DEFAULT_PROFILE_NAME = "default"
@@ -388,6 +389,7 @@ class NodeResult:
     relation_name: str | None
     compiled_path: str | None
     original_file_path: str | None
+    engine_fault: str | None = None  # why the failure looks like the engine's, not the candidate's (engine_faults)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -400,6 +402,7 @@ class NodeResult:
             "failures": self.failures,
             "relation_name": self.relation_name,
             "original_file_path": self.original_file_path,
+            "engine_fault": self.engine_fault,
         }
 
 
@@ -615,6 +618,7 @@ def _node_results(run_results: dict[str, Any], manifest: dict[str, Any]) -> list
                 relation_name=r.get("relation_name") or node.get("relation_name"),
                 compiled_path=node.get("compiled_path"),
                 original_file_path=node.get("original_file_path"),
+                engine_fault=explain_engine_fault(r.get("message")) if r.get("status") in ("error", "runtime error") else None,
             )
         )
     return sorted(results, key=lambda n: n.unique_id)

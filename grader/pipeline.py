@@ -104,6 +104,9 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         return EXIT_USAGE
     isolation = grading_isolation(args)
     if isolation.get("enter_namespace"):
+        from grader.packages import prefetch  # `dbt deps` needs the network the grading namespace lacks
+
+        prefetch(workspace, CACHE_DIR / "dbt-packages", progress)
         return _grade_in_namespace(args, isolation)
     grading = Grading(candidate=args.name or name, workspace=str(workspace.resolve()),
                       seed=CANONICAL_SEED if args.seed is None else args.seed, scale=args.scale)
@@ -298,6 +301,8 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
             grading.dataset = dataset.result()
         try:
             _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
+            if any(e["stage"] == "packages" for e in grading.errors):
+                return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
             grading.fail("warehouse", str(exc))
             if not any(c.id.startswith("lint.") for c in grading.checks):
@@ -318,6 +323,14 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
     with timed(grading, progress, "raw_load", "loading raw tables"):
         load_raw(client, grading.dataset)
     project_dir = find_dbt_project(grading.snapshot.root)
+    if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
+        from grader.packages import install as install_packages
+
+        packages = install_packages(project_dir, grading.snapshot.root, CACHE_DIR / "dbt-packages")
+        if not packages.ok:
+            grading.fail("packages", packages.problem or "dbt packages unavailable")
+            _static_checks(grading, None, progress)
+            return
     limits = limits_of(args)
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",

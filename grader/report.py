@@ -17,6 +17,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from checks.provenance import Provenance, mark_inherited
 from grader.rubric import debrief, grader_fault, score
+from grader.engine_faults import mark as mark_engine_faults
+from grader.engine_faults import summary_line as engine_fault_line
 
 SCHEMA_VERSION = 1
 NODE_KEYS = ("pass", "fail", "error", "skip", "warn")
@@ -81,6 +83,7 @@ def report_json(grading: Any) -> dict[str, Any]:
         "debrief": debrief(rubric, checks),
         "timings": dict(sorted(grading.timings.items())),
     }
+    mark_engine_faults(report)
     return _scrub(report, grading.work_dir)
 
 
@@ -118,6 +121,8 @@ def summary_lines(grading: Any) -> list[str]:
         lines.append(f"  not observed (0 in the total): {', '.join(unobserved)}")
     for error in report["errors"]:
         lines.append(f"  ! {error['stage']}: {error['message'].splitlines()[0][:200]}")
+    if engine_fault_line(report):
+        lines.append(engine_fault_line(report))
     nodes = report["dbt"]["nodes"]
     lines.append(f"  dbt: {report['dbt']['status']} ({', '.join(f'{k} {v}' for k, v in nodes.items())})")
     for check_id, title in TRAP_CHECKS.items():
