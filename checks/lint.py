@@ -1519,7 +1519,7 @@ def incremental_config(ctx: StaticContext) -> CheckResult:
             )
         if eff == "insert_overwrite" and not c.get("partition_by"):
             findings.append(_finding(ctx, mdl, f"{mdl.name}: insert_overwrite without partition_by", cfg))
-        if eff != "microbatch" and not re.search(r"is_incremental\s*\(\s*\)", mdl.raw_code):
+        if eff != "microbatch" and not _filters_with_is_incremental(ctx, mdl):
             findings.append(
                 _finding(ctx, mdl, f"{mdl.name}: no is_incremental() filter, every run reprocesses everything", cfg)
             )
@@ -1528,6 +1528,28 @@ def incremental_config(ctx: StaticContext) -> CheckResult:
         bad = len({f.file for f in findings})
         res.score = (len(inc) - bad + 0.5 * bad) / len(inc)
     return res
+
+
+def _filters_with_is_incremental(ctx: StaticContext, mdl: Model) -> bool:
+    """Whether the model calls is_incremental(), in its own code or through the project's macros
+    (a shared watermark macro is sound design, not a missing filter). The manifest's macro
+    dependencies are followed, depth-limited; without a manifest only the model's text is read."""
+    if re.search(r"is_incremental\s*\(\s*\)", mdl.raw_code):
+        return True
+    macros = (ctx.manifest or {}).get("macros", {})
+    pending = list(mdl.node.get("depends_on", {}).get("macros", []))
+    seen: set[str] = set()
+    while pending and len(seen) < 500:
+        macro_id = pending.pop()
+        if macro_id in seen:
+            continue
+        seen.add(macro_id)
+        if macro_id == "macro.dbt.is_incremental":
+            return True
+        macro = macros.get(macro_id, {})
+        if macro.get("package_name") not in ("dbt", "dbt_bigquery"):  # the project's own, and packages'
+            pending.extend(macro.get("depends_on", {}).get("macros", []))
+    return False
 
 
 @check("lint.layer_naming", severity="warning")

@@ -789,3 +789,28 @@ def test_unchanged_handout_models_earn_no_coverage_or_docs_credit(tmp_path):
     ctx.starter_root = starter
     assert run("lint.undocumented_models", ctx).evidence["models_checked"] == 1
     assert run("lint.relationship_coverage", ctx).evidence["uncovered"] == ["dim_products.category_id"]
+
+
+def test_incremental_filter_through_the_projects_own_macro(tmp_path):
+    """A shared watermark macro that calls is_incremental() is the filter (found through the
+    manifest's macro dependencies); a macro that never calls it is not."""
+    sql = "select event_id from {{ ref('stg_payments') }}\n{{ watermark_filter('extracted_at') }}"
+    config = {"materialized": "incremental", "unique_key": "event_id"}
+
+    def with_macro(macro_sql: str, calls: list[str]) -> dict:
+        node = model("marts/fct_payments.sql", sql, config=config)
+        node["depends_on"]["macros"] = [f"macro.{PROJECT}.watermark_filter"]
+        man = manifest(node)
+        man["macros"] = {
+            f"macro.{PROJECT}.watermark_filter": {"package_name": PROJECT, "macro_sql": macro_sql,
+                                                   "depends_on": {"macros": calls}},
+            "macro.dbt.is_incremental": {"package_name": "dbt", "depends_on": {"macros": []}},
+        }
+        return man
+
+    good = with_macro("{% macro watermark_filter(c) %}{% if is_incremental() %}where {{ c }} > x{% endif %}{% endmacro %}",
+                      ["macro.dbt.is_incremental"])
+    assert run("lint.incremental_config", workspace(tmp_path / "a", good)).status == "pass"
+    bad = with_macro("{% macro watermark_filter(c) %}where true{% endmacro %}", [])
+    res = run("lint.incremental_config", workspace(tmp_path / "b", bad))
+    assert res.status == "fail" and "is_incremental" in res.message
