@@ -387,6 +387,11 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
                                                   f"({time_limit:g} s, --time-limit) was spent"))
                 continue
             grading.checks.append(run_check(REGISTRY[check_id], passes))
+    out_of_time = [c.id for c in grading.checks if c.status == "skipped" and "--time-limit" in c.message]
+    if out_of_time:  # not observed is not the candidate's result: the verdict is provisional, and says why
+        grading.fail("time limit", f"the grading's time limit ({time_limit:g} s) was spent before "
+                                   f"{', '.join(out_of_time)} could run; grade again with --time-limit "
+                                   f"{2 * time_limit:g} to observe them")
 
 
 def _replace_raw_table(client: Any, name: str, rows: list[dict[str, Any]], extracted_at: Any) -> None:

@@ -239,6 +239,9 @@ def test_the_time_limit_bounds_the_whole_grading(tmp_path):
     for pass_id in ("dbt.idempotent", "tests.mutations", "dbt.generalises"):
         assert checks[pass_id]["status"] == "skipped", checks[pass_id]
         assert "time limit" in checks[pass_id]["message"] or "manifest" in checks[pass_id]["message"]
+    if any("time limit" in checks[p]["message"] for p in ("dbt.idempotent", "tests.mutations", "dbt.generalises")):
+        assert report["status"] == "incomplete" and report["rubric"]["provisional"]  # unobserved, and says so
+        assert any(e["stage"] == "time limit" for e in report["errors"])
     assert report["timings"]["total_s"] < 200
 
 
