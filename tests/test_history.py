@@ -261,3 +261,15 @@ def test_tests_early_uses_the_yaml_state_the_snapshot_read(tmp_path):
     cs[6]["yaml_with_tests"] = ["dbt/models/marts/_marts.yml"]
     res = run("history.tests_early", ctx_for(tmp_path, cs, {"dbt/models/marts/_marts.yml": MARTS_YML}))
     assert res.status == "fail" and [c["index"] for c in res.evidence["test_commits"]] == [7]
+
+
+def test_tests_early_does_not_count_the_handouts_own_tests(tmp_path):
+    """The first commit imports the handout (its stg_categories.yml has tests): that is not the
+    candidate writing tests early; their own tests in the last commit are late."""
+    starter_yml = "dbt/models/staging/stg_categories.yml"
+    commits = _session(7)
+    commits[0]["files"].append(starter_yml)
+    files = {"dbt/models/marts/_marts.yml": MARTS_YML, starter_yml: MARTS_YML}
+    res = run("history.tests_early", ctx_for(tmp_path, commits, files, starter_files=frozenset({starter_yml})))
+    assert res.status == "fail" and "only at the end" in res.message, res.message
+    assert [c["index"] for c in res.evidence["test_commits"]] == [8]
