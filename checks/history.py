@@ -197,6 +197,18 @@ def _has_tests_now(ctx: StaticContext, path: str) -> bool:
     return bool(_TEST_YML_KEY.search(read_text(ctx.root / path) or ""))
 
 
+def _handout_paths(ctx: StaticContext) -> frozenset[str]:
+    """Paths of the handout's files (the starter as shipped, and any the pipeline named)."""
+    def build() -> frozenset[str]:
+        paths = set(ctx.starter_files)
+        if ctx.starter_root is not None and Path(ctx.starter_root).is_dir():
+            paths.update(p.relative_to(ctx.starter_root).as_posix()
+                         for p in walk_files(Path(ctx.starter_root), (".yml", ".yaml", ".sql")))
+        return frozenset(paths)
+
+    return ctx.cached("history.handout_paths", build)
+
+
 @check("history.tests_early", severity="info")
 def tests_early(ctx: StaticContext) -> CheckResult:
     """dbt tests (schema or data tests) arrived while building, not only in the last quarter of the commits."""
@@ -209,7 +221,7 @@ def tests_early(ctx: StaticContext) -> CheckResult:
         files = [str(f) for f in c.get("files") or []]
         hits = [f for f in files if _is_dbt_test_file(f)] + _yaml_with_tests(ctx, c, files)
         if i == 0:  # the handout's own tests, imported with it, are not the candidate's
-            hits = [f for f in hits if f not in ctx.starter_files]
+            hits = [f for f in hits if f not in _handout_paths(ctx)]
         if hits:
             touching.append((i, c.get("sha", "")[:10], hits))
     n = len(cs)

@@ -270,6 +270,9 @@ def test_tests_early_does_not_count_the_handouts_own_tests(tmp_path):
     commits = _session(7)
     commits[0]["files"].append(starter_yml)
     files = {"dbt/models/marts/_marts.yml": MARTS_YML, starter_yml: MARTS_YML}
-    res = run("history.tests_early", ctx_for(tmp_path, commits, files, starter_files=frozenset({starter_yml})))
+    starter = tmp_path / "starter"
+    (starter / starter_yml).parent.mkdir(parents=True)
+    (starter / starter_yml).write_text(MARTS_YML)
+    res = run("history.tests_early", ctx_for(tmp_path, commits, files, starter_root=starter))
     assert res.status == "fail" and "only at the end" in res.message, res.message
     assert [c["index"] for c in res.evidence["test_commits"]] == [8]
