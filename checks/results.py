@@ -65,6 +65,10 @@ def payments_dedup(ctx: ResultContext) -> CheckResult:
         "sample_duplicated": sample([{"event_id": e, "rows": n} for e, n in duplicated.items()]),
         "sample_missing": sample(missing),
         "stg_payments": _staging_payments(ctx),
+        "total_usd_method": "the mart's amount and currency converted with the exercise's rates, rounded to the "
+                            "cent per row (the candidate's own USD column is judged by money.usd_conversion)",
+        "tolerance": "half a cent per event: rounding per row or per sum are both sound; the engine keeps NUMERIC "
+                     "exact (38 digits, 9 decimals), so no engine rounding is in the figure",
     }
     problems = []
     if duplicated:
