@@ -92,7 +92,7 @@ def grade_parser() -> argparse.ArgumentParser:
                              "not create (a live stack's raw, staging, marts); without it grading stops instead")
     parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
                         help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
-                             "goccy emulator via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
+                             "warehouse image, the same engine, via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
     parser.add_argument("--scale", default="default", choices=["small", "default"],
                         help="dataset scale loaded into the warehouse (default: default)")
     parser.add_argument("--seed", type=int, default=None,
