@@ -6,7 +6,8 @@ Three kinds, one interface (`Warehouse`):
   always stops, with no Docker engine and no network (the DuckDB spatial extension it
   installs at start comes from the duckdb-extension-spatial wheel, copied into the
   process's own HOME).
-* ``docker``: the exercise environment's own goccy emulator image, through a Docker engine.
+* ``docker``: the same engine as the exercise stack's warehouse service (the image built from
+  environment/warehouse), through a Docker engine.
 * a URL: an emulator somebody already runs; the grader never stops it.
 
 Helpers below prepare the datasets and load the raw tables with load jobs
@@ -46,7 +47,9 @@ from grader.dataset.schema import DATASETS, RAW_PROJECT
 from grader.sandbox import Isolation, Jail, Limits, detect, sandbox_children
 
 # The exercise environment pins this image (0.7+ broke QUALIFY upstream; 0.6.x is amd64 only).
-DOCKER_IMAGE = "ghcr.io/goccy/bigquery-emulator:0.6.6"
+# The stack's warehouse image (environment/docker-compose.yml), built from environment/warehouse when absent.
+DOCKER_IMAGE = "marketplace/exercise-warehouse:0.1.0"
+WAREHOUSE_BUILD_CONTEXT = Path(__file__).resolve().parents[1] / "environment" / "warehouse"
 BQ_TYPES = frozenset({"STRING", "INT64", "NUMERIC", "BOOL", "TIMESTAMP", "DATETIME", "JSON", "DATE", "FLOAT64"})
 SPECS_HELP = "'embedded' (default), 'docker', or an emulator URL such as http://127.0.0.1:9050"
 
@@ -216,7 +219,11 @@ class EmbeddedEmulator(Warehouse):
 
 
 class DockerEmulator(Warehouse):
-    """The exercise's goccy emulator image in a container on a loopback port; removed on stop."""
+    """The exercise's warehouse image in a container on a loopback port; removed on stop.
+
+    The same engine as the stack's and the embedded one (exercise_warehouse); the image is
+    built from environment/warehouse when the engine does not have it yet.
+    """
 
     kind = "docker"
 
@@ -237,10 +244,11 @@ class DockerEmulator(Warehouse):
             try:
                 self._docker.images.get(image)
             except docker.errors.ImageNotFound:
-                self._docker.images.pull(image, platform="linux/amd64")
+                self._docker.images.build(path=str(WAREHOUSE_BUILD_CONTEXT), tag=image, rm=True)
             # create, then start: a container that fails to start is still ours to remove
             self._container = self._docker.containers.create(
-                image, ["--project", self.project, "--port", "9050"], platform="linux/amd64",
+                image, ["start", "--rest-host", "0.0.0.0", "--rest-port", "9050", "--grpc-host", "0.0.0.0",
+                        "--grpc-port", "9060", "--project", self.project],
                 ports={"9050/tcp": (_LOOPBACK, None)}, labels={"de-exercise-grader": "warehouse"})
         except docker.errors.DockerException as exc:
             raise WarehouseError(f"could not create a container from {image}: {exc}") from exc
