@@ -109,7 +109,7 @@ def grade_parser() -> argparse.ArgumentParser:
                              "with the reason, and the report is still written")
     parser.add_argument("--memory-limit", type=positive_gb, default=4.0, metavar="GB",
                         help="address space allowed to each process that runs candidate code (dbt, the Airflow "
-                             "loader; the warehouse engine gets twice this, its queries three quarters of it) "
+                             "loader); the warehouse engine's queries get three quarters of it (DuckDB's memory_limit) "
                              "(default: 4)")
     parser.add_argument("--allow-unisolated", action="store_true",
                         help="grade even where no sandbox is available (not Linux, no bubblewrap, no user "

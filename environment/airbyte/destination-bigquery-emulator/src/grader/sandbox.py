@@ -58,7 +58,7 @@ class SandboxError(RuntimeError):
 class Limits:
     """Per-process resource limits for candidate code, and the grading's disk budget."""
 
-    memory_bytes: int = 4 * GIB      # address space of each sandboxed process (RLIMIT_AS)
+    memory_bytes: int | None = 4 * GIB  # address space of each sandboxed process (RLIMIT_AS); None: unbounded
     file_bytes: int = 1 * GIB        # largest file a process may write (RLIMIT_FSIZE)
     processes: int = 1024            # tasks (processes and threads) of the grading's user (RLIMIT_NPROC)
     tmp_bytes: int = 512 * MIB       # each jail's private /tmp
@@ -182,7 +182,8 @@ def limited(argv: list[str], limits: Limits) -> list[str]:
     prlimit = shutil.which("prlimit")
     if prlimit is None:
         return list(argv)
-    return [prlimit, f"--as={limits.memory_bytes}", f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}",
+    address_space = "unlimited" if limits.memory_bytes is None else limits.memory_bytes
+    return [prlimit, f"--as={address_space}", f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}",
             "--core=0", "--", *argv]
 
 
