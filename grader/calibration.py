@@ -207,6 +207,10 @@ def judge(solution: Solution, report: dict[str, Any] | None, exit_code: int) -> 
         misses.append(f"total {total:.2f} above {solution.max_total:.2f}")
     if total is not None and solution.min_total is not None and total < solution.min_total:
         misses.append(f"total {total:.2f} below {solution.min_total:.2f}")
+    if report:
+        from grader.rubric import unsupported_claims
+
+        misses.extend(f"claim without evidence: {claim}" for claim in unsupported_claims(report))
     return {"name": solution.name, "expected": expectation(solution), "band": band, "total": total,
             "sections": {s["id"]: s["score"] for s in report["rubric"]["sections"]} if report else {},
             "miss": "; ".join(misses)}

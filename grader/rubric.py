@@ -487,3 +487,33 @@ def render_candidate_markdown(rubric: Rubric | None = None) -> str:
                   for c in section["criteria"]]
         out.append(f"| {section['title']} | {section['weight']}% | {', '.join(titles)} |")
     return "\n".join(out) + "\n"
+
+
+def unsupported_claims(report: dict[str, Any], rubric: "Rubric | None" = None) -> list[str]:
+    """Levels a report shows without the check results their requirements name (empty: every
+    sentence about the candidate stands on its evidence). Calibration and the tests use it."""
+    rubric = rubric or Rubric.load()
+    specs = {c["id"]: c for _, c in rubric.criteria()}
+    checks = {c["id"]: c for c in report["checks"]}
+    problems = []
+    for criterion in report["rubric"]["criteria"]:
+        spec, level = specs[criterion["id"]], criterion["level"]
+        if criterion["source"] != "auto":
+            continue
+        if criterion["observed"] is False:
+            ran = [c for c in spec["primary"] if checks.get(c, {}).get("status") in ("pass", "fail")
+                   and (checks[c].get("evidence") or {}).get("observed") is not False]
+            if level is not None or len(ran) == len(spec["primary"]):
+                problems.append(f"{criterion['id']}: 'not observed' although its primary checks ran")
+            continue
+        if criterion["description"] != spec["levels"][level]:
+            problems.append(f"{criterion['id']}: description is not level {level}'s")
+        for needed in range(1, level + 1):
+            earned = [e for e in criterion["earned_by"] if e["level"] == needed]
+            if not earned:
+                problems.append(f"{criterion['id']}: level {needed} shown without findings")
+            for e in earned:
+                check = checks.get(e["check"])
+                if check is None or check["status"] != e["status"] or check.get("inherited"):
+                    problems.append(f"{criterion['id']}: level {needed} rests on {e['check']}, which did not show that")
+    return problems

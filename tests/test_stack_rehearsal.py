@@ -86,4 +86,7 @@ def test_grade_refuses_the_live_warehouse_then_grades_with_consent(rehearsal):
     evidence = steps(rehearsal)["grade --warehouse stack"]["evidence"]
     assert evidence["refusal_exit"] != 0 and "raw" in evidence["refusal"]
     assert evidence["dbt_build"] is not None
-    assert evidence["band"] == "Strong Hire", evidence
+    # --quick: no rebuilds, so the rebuild criteria are not observed and the band is not the point;
+    # the exemplary marts built on the live engine are right
+    assert evidence["dbt_build"] == "pass" and evidence["result_checks"], evidence
+    assert set(evidence["result_checks"].values()) == {"pass"}, evidence
