@@ -178,13 +178,18 @@ class Jail:
 
 def limited(argv: list[str], limits: Limits) -> list[str]:
     """`argv` under `limits` (address space, file size, tasks, no core files; inherited by
-    everything it starts) through util-linux `prlimit`, so no Python runs between fork and exec."""
+    everything it starts) and killed when the grader dies, through util-linux `prlimit` and
+    `setpriv --pdeathsig` (no Python runs between fork and exec)."""
+    prefix: list[str] = []
+    setpriv = shutil.which("setpriv")
+    if setpriv is not None and sys.platform.startswith("linux"):
+        prefix += [setpriv, "--pdeathsig", "KILL", "--"]
     prlimit = shutil.which("prlimit")
-    if prlimit is None:
-        return list(argv)
-    address_space = "unlimited" if limits.memory_bytes is None else limits.memory_bytes
-    return [prlimit, f"--as={address_space}", f"--fsize={limits.file_bytes}", f"--nproc={limits.processes}",
-            "--core=0", "--", *argv]
+    if prlimit is not None:
+        address_space = "unlimited" if limits.memory_bytes is None else limits.memory_bytes
+        prefix += [prlimit, f"--as={address_space}", f"--fsize={limits.file_bytes}",
+                   f"--nproc={limits.processes}", "--core=0", "--"]
+    return [*prefix, *argv]
 
 
 def sandbox_children(pid: int) -> list[int]:
