@@ -207,7 +207,7 @@ def judge(solution: Solution, report: dict[str, Any] | None, exit_code: int) -> 
         misses.append(f"total {total:.2f} above {solution.max_total:.2f}")
     if total is not None and solution.min_total is not None and total < solution.min_total:
         misses.append(f"total {total:.2f} below {solution.min_total:.2f}")
-    if report:
+    if report and "checks" in report:  # a whole report (tests pass bare summaries)
         from grader.rubric import unsupported_claims
 
         misses.extend(f"claim without evidence: {claim}" for claim in unsupported_claims(report))
