@@ -152,3 +152,23 @@ def test_a_warehouse_that_cannot_start_exits_3_with_a_report(tmp_path):
     assert any(c["id"].startswith("lint.") for c in report["checks"])  # the static analysis still ran
     bad = grade([str(ws), "--warehouse", "nonsense"])
     assert bad.returncode == 2 and "use 'embedded', 'docker' or an emulator URL" in bad.stderr
+
+
+def test_without_a_sandbox_candidate_code_runs_only_when_allowed_and_the_report_says_so(tmp_path):
+    ws = workspace(tmp_path, "starter", None)
+    env = {**os.environ, "GRADE_SANDBOX": "off"}  # as on a machine without bubblewrap
+    refused = subprocess.run([sys.executable, "-m", "grader.cli", str(ws), "--out", str(tmp_path / "out"),
+                              "--scale", "small", "--quick", "--quiet"], capture_output=True, text=True, cwd=REPO,
+                             env=env, timeout=300)
+    assert refused.returncode == 3 and "--allow-unisolated" in refused.stderr, refused.stderr
+    report = json.loads((tmp_path / "out" / "starter" / "report.json").read_text())
+    assert report["status"] == "incomplete" and [e["stage"] for e in report["errors"]] == ["sandbox"]
+    assert report["environment"]["isolation"]["refused"] is True
+    allowed = subprocess.run([sys.executable, "-m", "grader.cli", str(ws), "--out", str(tmp_path / "out2"),
+                              "--scale", "small", "--quick", "--quiet", "--allow-unisolated"], capture_output=True,
+                             text=True, cwd=REPO, env=env, timeout=600)
+    assert allowed.returncode == 0, allowed.stderr
+    report = json.loads((tmp_path / "out2" / "starter" / "report.json").read_text())
+    assert report["environment"]["isolation"]["isolated"] is False
+    html = (tmp_path / "out2" / "starter" / "report.html").read_text()
+    assert 'id="not-isolated"' in html and "NOT ISOLATED" in html
