@@ -129,7 +129,7 @@ def _one_worker(payload: dict[str, Any], limits: StaticLimits, stage_ends: float
     sent, and why the check it was running did not finish (None when all finished)."""
     from grader.sandbox import Limits, limited
 
-    command = limited([sys.executable, "-m", "checks.static_worker"], Limits(memory_bytes=limits.memory_bytes))
+    command = limited([sys.executable, "-m", "checks.static_worker"], Limits(memory_bytes=None))
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     done: dict[str, CheckResult] = {}
@@ -151,7 +151,7 @@ def _read_results(proc: subprocess.Popen[bytes], payload: dict[str, Any], limits
     """Send the payload, collect result lines, each check within its time; see _one_worker."""
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        proc.stdin.write(json.dumps(payload).encode())
+        proc.stdin.write(json.dumps({**payload, "memory_bytes": limits.memory_bytes}).encode())
         proc.stdin.close()
     except BrokenPipeError:
         pass

@@ -18,6 +18,7 @@ def main() -> None:
     results = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # anything a check prints (Python or C) goes to stderr, never among the results
     payload = json.load(sys.stdin)
+    _limit_memory(payload.get("memory_bytes"))
     manifest = load_manifest(payload["manifest_path"]) if payload.get("manifest_path") else None
     ctx = StaticContext.build(payload["root"], dbt_project_dir=payload.get("dbt_project_dir"), manifest=manifest,
                               compiled_dir=payload.get("compiled_dir"), commits=payload.get("commits") or [])
@@ -27,6 +28,19 @@ def main() -> None:
         result = bounded(run_check(REGISTRY[check_id], ctx))
         results.write(json.dumps(result.to_json(), default=str) + "\n")
         results.flush()
+
+
+def _limit_memory(memory_bytes: int | None) -> None:
+    """Cap the address space once our own code is loaded (a fresh checkout compiles its modules
+    on import, which must not count against what parsing the candidate's SQL may use)."""
+    if not memory_bytes:
+        return
+    import resource
+
+    import sqlglot
+
+    sqlglot.parse_one("select 1 as x", read="bigquery")  # load the dialect before the cap
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 
 if __name__ == "__main__":
