@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from grader.sandbox import Jail, Limits, detect
+from grader.sandbox import Jail, Limits, detect, signals_deferred
 
 MARKER = "@@AIRFLOW_PARSE_RESULT@@"
 
@@ -131,16 +131,17 @@ def parse_dags(
             "reason": isolation_available.reason,
         }
         try:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=work,
-                env=jail.environment(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                start_new_session=True,
-            )
+            with signals_deferred():
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=work,
+                    env=jail.environment(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    start_new_session=True,
+                )
         except OSError as exc:
             return {"status": "loader_error", "message": str(exc), "isolation": isolation}
         try:

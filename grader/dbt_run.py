@@ -31,7 +31,7 @@ from typing import Any, Callable, Literal
 import yaml
 
 from grader.engine_faults import explain as explain_engine_fault
-from grader.sandbox import Jail, Limits
+from grader.sandbox import Jail, Limits, adopt_orphans, kill_adopted, signals_deferred
 
 DEFAULT_PROFILE_NAME = "default"
 TARGET_NAME = "grader"
@@ -305,31 +305,38 @@ def run_dbt(
     jail = Jail(limits=limits or Limits(), writable=[profiles_dir], readable=[readable_root or project_dir],
                 env=scrubbed_env(profiles_dir, env_extra), cwd=project_dir)
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            jail.command(command),
-            cwd=project_dir,
-            env=jail.environment(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            start_new_session=True,
-        )
+        proc: subprocess.Popen[str] | None = None
         timed_out = False
-        reader = threading.Thread(target=_pump, args=(proc, log, tail, on_line), daemon=True)
+        reader: threading.Thread | None = None
+        adopt_orphans()
         try:  # from here on any interruption (Ctrl-C, SIGTERM turned into SystemExit) ends dbt's group
+            with signals_deferred():
+                proc = subprocess.Popen(
+                    jail.command(command),
+                    cwd=project_dir,
+                    env=jail.environment(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
+                    start_new_session=True,
+                )
+            reader = threading.Thread(target=_pump, args=(proc, log, tail, on_line), daemon=True)
             reader.start()
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             timed_out = True
+            assert proc is not None
             _kill_group(proc)
         except BaseException:
-            _kill_group(proc)
+            if proc is not None:
+                _kill_group(proc)
+            kill_adopted(str(profiles_dir))  # a jail killed while it started (see adopt_orphans)
             raise
         finally:
-            if reader.is_alive():
+            if reader is not None and reader.is_alive():
                 reader.join(timeout=TERM_GRACE_S)
         if timed_out:
             log.write(f"\n[grader] dbt killed after the {round(timeout_s, 1):g} s timeout\n")

@@ -7,6 +7,7 @@ newline-delimited JSON load: each case is one value in one row, read back exactl
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from grader.dataset.schema import DATASETS
+from grader.sandbox import signals_deferred
 from grader.warehouse import (
     EmbeddedEmulator,
     UrlWarehouse,
@@ -103,6 +105,18 @@ def test_start_timeout_fails_clearly_and_leaves_nothing(tmp_path: Path) -> None:
     assert emulator_pids(tmp_path) == []
 
 
+def test_a_signal_while_a_jailed_process_is_created_is_delivered_after() -> None:
+    """A Ctrl-C inside Popen would lose the Popen object (nothing could stop the engine): it waits."""
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached.append("after the signal")
+    assert reached == ["after the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 GRADER = """
 import sys, time
 from pathlib import Path
@@ -147,7 +161,17 @@ def test_no_emulator_survives_the_grader(tmp_path: Path, signum: int, when: str,
     deadline = time.monotonic() + 15
     while emulator_pids(home) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert emulator_pids(home) == []
+    left = emulator_pids(home)
+    assert left == [], [_process_status(pid) for pid in left]
+
+
+def _process_status(pid: int) -> str:
+    """What a failure needs to tell which jail process survived: its parent, state and namespace pids."""
+    try:
+        return " ".join(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith(("Name", "State", "PPid", "NSpid")))
+    except OSError:
+        return f"{pid}: exited"
 
 
 # --- choosing a warehouse -----------------------------------------------------------
