@@ -11,12 +11,27 @@ CheckResult, or a list of Findings (empty = pass), which the registry turns into
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
 Status = Literal["pass", "fail", "error", "skipped"]
 Severity = Literal["info", "warning", "error"]
 Family = Literal["dbt", "result", "lint", "dag", "history", "tests"]
+# When a check runs: after the canonical build, on the built marts, on a rebuild pass, on the
+# snapshot's files, on its git history.
+Stage = Literal["build", "result", "rebuild", "static", "history"]
+# What a check must observe; an unmet need makes the result "skipped" with the reason.
+Need = Literal["project", "manifest", "build", "marts", "dags", "history"]
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A failing and a passing example, each a workspace's files (path -> content): shown by
+    `grade checks ID` and, for static rules, the rule's own test cases."""
+
+    bad: Mapping[str, str]
+    good: Mapping[str, str]
 
 
 @dataclass
@@ -61,24 +76,43 @@ class CheckSpec:
     id: str
     family: str
     severity: Severity
-    purpose: str
+    purpose: str  # the title: one line the report shows
     func: Callable[..., Any]
+    stage: Stage | None = None
+    needs: tuple[Need, ...] = ()
+    why: str = ""
+    fix: str = ""
+    examples: Examples | None = None
 
 
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-def check(check_id: str, *, severity: Severity = "error") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register a check function under a stable id (family = the part before the first dot)."""
+def check(check_id: str, *, severity: Severity = "error", stage: Stage | None = None, needs: tuple[Need, ...] = (),
+          title: str = "", why: str = "", fix: str = "",
+          examples: Examples | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a check function under a stable id (family = the part before the first dot).
+
+    The id is written here only: `run_check` stamps it on the result. `title` defaults to the
+    docstring's first line."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         if check_id in REGISTRY:
             raise ValueError(f"check id {check_id!r} registered twice")
-        purpose = (func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else ""
-        REGISTRY[check_id] = CheckSpec(check_id, check_id.split(".", 1)[0], severity, purpose, func)
+        purpose = title or ((func.__doc__ or "").strip().splitlines()[0] if func.__doc__ else "")
+        REGISTRY[check_id] = CheckSpec(check_id, check_id.split(".", 1)[0], severity, purpose, func,
+                                       stage=stage, needs=tuple(needs), why=why, fix=fix, examples=examples)
         return func
 
     return decorate
+
+
+def result(status: Status, message: str, *, score: float | None = None,
+           evidence: dict[str, Any] | None = None) -> CheckResult:
+    """The one way a check builds its result; the runner stamps the check's id. `score`
+    defaults to 1 for a pass and 0 otherwise, and is clamped to 0..1."""
+    value = (1.0 if status == "pass" else 0.0) if score is None else min(max(float(score), 0.0), 1.0)
+    return CheckResult("", status, value, message, evidence=dict(evidence or {}))
 
 
 class CheckSkipped(Exception):
@@ -119,6 +153,7 @@ def run_check(spec: CheckSpec, ctx: Any) -> CheckResult:
     if isinstance(outcome, CheckResult):
         from grader.engine_faults import check_fault
 
+        outcome.id = spec.id  # written once, in the decorator
         outcome.severity = spec.severity
         outcome.purpose = outcome.purpose or spec.purpose
         outcome.engine_fault = check_fault(outcome.status, outcome.message, outcome.evidence)

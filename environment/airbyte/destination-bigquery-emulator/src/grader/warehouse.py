@@ -18,6 +18,7 @@ Helpers below prepare the datasets and load the raw tables with load jobs
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import importlib.metadata
 import importlib.resources
@@ -44,7 +45,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
 from grader.dataset.schema import DATASETS, RAW_PROJECT
-from grader.sandbox import Isolation, Jail, Limits, detect, sandbox_children
+from grader.sandbox import (Isolation, Jail, Limits, adopt_orphans, detect, kill_adopted, sandbox_children,
+                            signals_deferred)
 
 # The exercise environment pins this image (0.7+ broke QUALIFY upstream; 0.6.x is amd64 only).
 # The stack's warehouse image (environment/docker-compose.yml), built from environment/warehouse when absent.
@@ -148,12 +150,14 @@ class EmbeddedEmulator(Warehouse):
                 "EXERCISE_WAREHOUSE_ALLOWED_DIR": str(staging),
                 "EXERCISE_WAREHOUSE_MEMORY_LIMIT": f"{max(memory * 3 // 4 // 2**20, 256)}MB",
             })
-        with open(self.log_path, "wb") as log:
-            self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
-                jail.command(command, self.isolation), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True)
-        atexit.register(self.stop)
+        self._process: subprocess.Popen[bytes] | None = None
+        adopt_orphans()
         try:
+            with open(self.log_path, "wb") as log, signals_deferred():
+                self._process = subprocess.Popen(
+                    jail.command(command, self.isolation), stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=subprocess.STDOUT, env=jail.environment(), cwd=self.home, start_new_session=True)
+            atexit.register(self.stop)
             self._wait_healthy(start_timeout)
         except BaseException:  # WarehouseError, and Ctrl-C during start: never leave it running
             self.stop(remove_log=False)
@@ -211,9 +215,14 @@ class EmbeddedEmulator(Warehouse):
         except subprocess.TimeoutExpired:
             pass
         finally:
-            if process.poll() is None:  # not yet reaped, so the group id cannot have been reused
+            if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+            # What bubblewrap cloned just before it died has not armed its parent-death signal yet
+            # (measured: an engine survived a Ctrl-C during start): still in the group, or adopted.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            kill_adopted(str(self.run_dir))
             _wait_gone(inside, self.stop_timeout)
         if remove_log and self._remove_log:
             self.log_path.unlink(missing_ok=True)
