@@ -358,7 +358,7 @@ def postgres_feed(net: Network, service: dict[str, Any]) -> dict[str, Any]:
 
 def warehouse_row_counts(net: Network) -> dict[str, int]:
     """COUNT(*) of every raw table, asked from the dbt namespace through the BigQuery client."""
-    code = ("import json; from grader.warehouse import connect, query; c = connect('%s'); "
+    code = ("import json; from raw_layer.bigquery import connect, query; c = connect('%s'); "
             "print(json.dumps({t.table_id: query(c, f'SELECT COUNT(*) AS n FROM `{c.project}.raw.{t.table_id}`')"
             "[0]['n'] for t in c.list_tables(f'{c.project}.raw')}))" % WAREHOUSE_URL)
     return json.loads(run(net.exec("dbt", [sys.executable, "-c", code]), env=base_env()).stdout)

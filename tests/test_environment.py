@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from grader.dataset.schema import EXCHANGE_RATES, TABLES
+from raw_layer.schema import EXCHANGE_RATES, TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_DIR = REPO / "environment"

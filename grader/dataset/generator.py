@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from grader.dataset.money import Cents, to_usd_cents
+from raw_layer.money import Cents, to_usd_cents
+
 from grader.dataset.truth import build_truth
 
 UTC = timezone.utc

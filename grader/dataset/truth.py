@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from grader.dataset.money import fmt, to_usd_cents
+from raw_layer.money import fmt, to_usd_cents
 
 GMV_STATUSES = ("confirmed", "processing", "shipped", "delivered")
 

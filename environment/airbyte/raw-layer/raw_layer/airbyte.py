@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
-from grader.dataset.money import fmt
-from grader.dataset.schema import AIRBYTE_COLUMNS, TABLES, TABLES_BY_NAME, Table, bq_type_for
+from raw_layer.money import fmt
+from raw_layer.schema import AIRBYTE_COLUMNS, TABLES, TABLES_BY_NAME, Table, bq_type_for
 
 _RAW_ID_NAMESPACE = uuid.UUID("6f1c7a52-8d1e-4c55-9a3b-2f0c1d7e9b10")
 GENERATION_ID = 1
@@ -103,7 +103,7 @@ def raw_schema(table: Table) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------------------
 # Values: how a typed column holds a value in a newline-delimited JSON load (see
-# grader.warehouse.load_table for what the emulator takes)
+# raw_layer.bigquery.load_table for what the emulator takes)
 # ---------------------------------------------------------------------------------------------
 
 _NUMERIC_SCALE = Decimal("1e-9")  # BigQuery NUMERIC: 38 digits, 9 of them after the point
