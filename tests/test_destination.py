@@ -552,6 +552,20 @@ def test_the_image_installs_from_its_build_context_alone(tmp_path):
     assert json.loads(spec)["type"] == "SPEC"
 
 
+@pytest.mark.slow
+def test_the_interviewers_verify_probe_runs_on_the_raw_layer(emulator, config):
+    """interviewer.sh verify's Python, run in the connector image, against the emulator: a load job and counts."""
+    script = (ENVIRONMENT / "interviewer.sh").read_text()
+    verify = script[script.index("verify() {"):script.index("preload() {")]
+    probe = verify.split("in_stack_python <<'EOF'", 1)[1].split("\n", 1)[1].split("\nEOF\n", 1)[0]
+    assert "from raw_layer.bigquery import" in probe
+    result = subprocess.run([sys.executable, "-c", probe.replace("http://bigquery-emulator:9050", config["endpoint"])],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "probe from the postgres-feed container: 2 rows, OK" in result.stdout
+    assert "datasets: marts, raw, staging" in result.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # Never losing data: commit points, evidence of completion, malformed input
 # ---------------------------------------------------------------------------------------------
