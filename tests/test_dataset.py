@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +20,6 @@ from grader.dataset.generator import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-UTC = timezone.utc
 
 
 @pytest.fixture(scope="module")

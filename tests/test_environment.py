@@ -357,7 +357,7 @@ def test_starter_dag_loads_with_airflow(tmp_path):
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )
     assert result.returncode == 0, f"DagBag run failed:\n{result.stdout}\n{result.stderr}"
-    lines = [l for l in result.stdout.splitlines() if l.startswith("DAGBAG_JSON=")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("DAGBAG_JSON=")]
     assert lines, f"no DagBag output:\n{result.stdout}\n{result.stderr}"
     bag = json.loads(lines[-1].removeprefix("DAGBAG_JSON="))
     assert bag["import_errors"] == {}, bag["import_errors"]

@@ -12,10 +12,11 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from raw_layer.money import fmt
 from raw_layer.schema import AIRBYTE_COLUMNS, TABLES, TABLES_BY_NAME, Table, bq_type_for
