@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import checks.lint  # noqa: F401  (registers the rules)
-from checks.lint import output_columns, parsed, strip_jinja, models
+from checks.dbt_project import models, output_columns, parsed, strip_jinja
 from checks.registry import REGISTRY, run_check, specs
 from checks.static_context import StaticContext, load_manifest, source_location
 
