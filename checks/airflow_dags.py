@@ -448,7 +448,7 @@ class DagFile:
             elif isinstance(stmt, (ast.For, ast.While, ast.AsyncFor)):
                 self._exec(stmt.body, dag, group)
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
-                for part in (stmt.body, *[h.body for h in stmt.handlers], stmt.orelse, stmt.finalbody):  # type: ignore[attr-defined]
+                for part in (stmt.body, *[handler.body for handler in stmt.handlers], stmt.orelse, stmt.finalbody):  # type: ignore[attr-defined]
                     self._exec(part, dag, group)
             elif isinstance(stmt, ast.Return) and stmt.value is not None:
                 self._evaluate(stmt.value, dag, group)

@@ -185,7 +185,7 @@ class Model:
 
 def folder_layer(path: str) -> str | None:
     """The layer a model's folder names (the innermost layer folder wins)."""
-    for part in reversed([p.lower() for p in Path(path).parts[:-1]]):
+    for part in reversed([folder.lower() for folder in Path(path).parts[:-1]]):
         if part in STAGING_FOLDERS:
             return "staging"
         if part in INTERMEDIATE_FOLDERS:
@@ -239,7 +239,7 @@ def _models_from_manifest(ctx: StaticContext) -> list[Model]:
                 refs.append(ref.get("name"))
             elif isinstance(ref, (list, tuple)) and ref:
                 refs.append(ref[-1])
-        sources = [tuple(s) for s in (node.get("sources") or []) if isinstance(s, (list, tuple)) and len(s) == 2]
+        sources = [tuple(pair) for pair in (node.get("sources") or []) if isinstance(pair, (list, tuple)) and len(pair) == 2]
         out.append(
             Model(
                 uid=uid,
@@ -248,7 +248,7 @@ def _models_from_manifest(ctx: StaticContext) -> list[Model]:
                 raw_code=node.get("raw_code") or node.get("raw_sql") or "",
                 compiled_code=node.get("compiled_code") or node.get("compiled_sql"),
                 config=node.get("config") or {},
-                refs=[r for r in refs if r],
+                refs=[ref for ref in refs if ref],
                 sources=sources,  # type: ignore[arg-type]
                 depends_on=list((node.get("depends_on") or {}).get("nodes") or []),
                 columns={name.lower(): column for name, column in (node.get("columns") or {}).items()},
@@ -284,7 +284,7 @@ def _models_from_files(ctx: StaticContext) -> list[Model]:
                     compiled_code=None,
                     config=parse_config_call(raw),
                     refs=refs,
-                    sources=[tuple(s) for s in sources],
+                    sources=[tuple(pair) for pair in sources],
                     depends_on=[],
                     columns={},
                     description="",
@@ -326,7 +326,8 @@ def is_handout_model(ctx: StaticContext, model: Model) -> bool:
 
 def candidate_models(ctx: StaticContext) -> list[Model]:
     """The models the candidate wrote or changed (handout models left as given are not theirs)."""
-    return ctx.cached("lint.candidate_models", lambda: [m for m in models(ctx) if not is_handout_model(ctx, m)])
+    return ctx.cached("lint.candidate_models", lambda: [model for model in models(ctx)
+                                                       if not is_handout_model(ctx, model)])
 
 
 def upstream(model: Model, by_name: dict[str, Model]) -> list[Model]:

@@ -5,14 +5,10 @@ from __future__ import annotations
 import ast
 
 from checks.airflow_dags import falsy
-from checks.dag.support import defined_dags, finding, per_dag
+from checks.dag.support import dag_example, defined_dags, finding, per_dag
 from checks.registry import CheckResult, Examples
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
-
-DAG_FILE = "airflow/dags/marketplace_pipeline.py"
-_HEADER = 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-_TASK = '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'
 
 
 @static_check(
@@ -25,12 +21,11 @@ _TASK = '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt 
     fix="Pass doc_md= to the DAG (or set dag.doc_md, or give the @dag function a docstring): what the DAG loads, "
     "its schedule and dependencies, and how to rerun or backfill it safely.",
     examples=Examples(
-        bad={DAG_FILE: _HEADER + 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False,\n'
-             '         description="Loads the marketplace marts"):\n' + _TASK},
-        good={DAG_FILE: _HEADER + 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False,\n'
-              '         doc_md="""Loads raw data with Airbyte, then builds and tests the marts with dbt.\n\n'
-              'On failure: read the failed task\'s log; every task is safe to clear and rerun for its interval.\n'
-              '"""):\n' + _TASK},
+        bad=dag_example('schedule="@daily", catchup=False, description="Loads the marketplace marts"'),
+        good=dag_example('schedule="@daily", catchup=False,\n'
+                         '         doc_md="""Loads raw data with Airbyte, then builds and tests the marts with dbt.\n\n'
+                         'On failure: read the failed task\'s log; every task is safe to clear and rerun for its interval.\n'
+                         '"""'),
     ),
 )
 def no_doc_md(ctx: StaticContext) -> CheckResult:

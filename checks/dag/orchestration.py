@@ -7,12 +7,11 @@ import ast
 import re
 
 from checks.airflow_dags import DagFile, TaskDef, dag_files, falsy
-from checks.dag.support import HTTP_CALL, defined_dags, finding, per_dag
+from checks.dag.support import HTTP_CALL, dag_example, defined_dags, finding, per_dag
 from checks.registry import CheckResult, Examples
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
 
-DAG_FILE = "airflow/dags/marketplace_pipeline.py"
 _AIRBYTE = re.compile(r"airbyte", re.I)
 
 
@@ -55,10 +54,8 @@ def _airbyte_kind(file: DagFile, task: TaskDef) -> tuple[str, str] | None:
     return "simulated", f"{task.kind} that only " + ("echoes/sleeps" if pretends else "stands in for the sync")
 
 
-_AIRBYTE_IMPORT = "from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator\n"
-_DAG_HEADER = ('from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n')
-_DAG_OPEN = '\nwith DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-_DBT_BUILD = '    dbt_build = BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'
+_DBT_BUILD = ('    dbt_build = BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'
+              '    extract >> dbt_build\n')
 
 
 @static_check(
@@ -72,13 +69,12 @@ _DBT_BUILD = '    dbt_build = BashOperator(task_id="dbt_build", bash_command="cd
     fix="Use AirbyteTriggerSyncOperator (synchronous), or trigger asynchronously and wait with AirbyteJobSensor, "
     "or call the Airbyte API and poll the job until it ends; then run dbt downstream of it.",
     examples=Examples(
-        bad={DAG_FILE: _DAG_HEADER + _DAG_OPEN
-             + '    extract = BashOperator(task_id="airbyte_sync", bash_command="echo syncing airbyte && sleep 30")\n'
-             + _DBT_BUILD + '    extract >> dbt_build\n'},
-        good={DAG_FILE: _AIRBYTE_IMPORT + _DAG_HEADER + _DAG_OPEN
-              + '    extract = AirbyteTriggerSyncOperator(task_id="airbyte_sync", airbyte_conn_id="airbyte",\n'
-              + '                                         connection_id="{{ var.value.airbyte_connection_id }}")\n'
-              + _DBT_BUILD + '    extract >> dbt_build\n'},
+        bad=dag_example(tasks='    extract = BashOperator(task_id="airbyte_sync", bash_command="echo syncing && sleep 30")\n'
+                        + _DBT_BUILD),
+        good=dag_example(tasks='    extract = AirbyteTriggerSyncOperator(task_id="airbyte_sync", airbyte_conn_id="airbyte",\n'
+                         '                                         connection_id="{{ var.value.airbyte_connection_id }}")\n'
+                         + _DBT_BUILD,
+                         imports="from airflow.providers.airbyte.operators.airbyte import AirbyteTriggerSyncOperator\n"),
     ),
 )
 def airbyte_simulated(ctx: StaticContext) -> CheckResult:
@@ -131,12 +127,10 @@ def _dbt_kind(file: DagFile, task: TaskDef) -> set[str]:
     fix="Run `dbt build` (models and their tests in DAG order), or `dbt test` right after `dbt run` with every "
     "later task downstream of the tests.",
     examples=Examples(
-        bad={DAG_FILE: _DAG_HEADER + _DAG_OPEN
-             + '    BashOperator(task_id="dbt_run", bash_command="cd /opt/dbt && dbt run")\n'},
-        good={DAG_FILE: _DAG_HEADER + _DAG_OPEN
-              + '    run = BashOperator(task_id="dbt_run", bash_command="cd /opt/dbt && dbt run")\n'
-              + '    test = BashOperator(task_id="dbt_test", bash_command="cd /opt/dbt && dbt test")\n'
-              + '    run >> test\n'},
+        bad=dag_example(tasks='    BashOperator(task_id="dbt_run", bash_command="cd /opt/dbt && dbt run")\n'),
+        good=dag_example(tasks='    run = BashOperator(task_id="dbt_run", bash_command="cd /opt/dbt && dbt run")\n'
+                         '    test = BashOperator(task_id="dbt_test", bash_command="cd /opt/dbt && dbt test")\n'
+                         '    run >> test\n'),
     ),
 )
 def dbt_without_tests(ctx: StaticContext) -> CheckResult:

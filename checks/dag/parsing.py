@@ -8,15 +8,10 @@ import re
 from typing import Iterable
 
 from checks.airflow_dags import DagFile, dag_files, dotted, is_main_guard
-from checks.dag.support import finding, ordered
+from checks.dag.support import dag_example, finding, ordered
 from checks.registry import CheckResult, Examples, Finding, result
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
-
-DAG_FILE = "airflow/dags/marketplace_pipeline.py"
-_VALID_DAG = ('from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-              'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-              '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n')
 
 
 @static_check(
@@ -26,8 +21,10 @@ _VALID_DAG = ('from airflow.sdk import DAG\nfrom airflow.providers.standard.oper
     title="Every DAG file is valid Python (checked with ast, without running it).",
     why="A DAG file that does not parse is not loaded by Airflow at all: the pipeline never runs.",
     fix="Fix the syntax error at the line named; `python -m py_compile FILE` shows it before Airflow does.",
-    examples=Examples(bad={DAG_FILE: _VALID_DAG.replace('catchup=False):', 'catchup=False)')},
-                      good={DAG_FILE: _VALID_DAG}),
+    examples=Examples(
+        bad=dag_example(tasks='    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build"\n'),
+        good=dag_example(),
+    ),
 )
 def parse_error(ctx: StaticContext) -> list[Finding]:
     return [finding(file, file.error.lineno, f"{file.rel} does not parse: {file.error.msg}")
@@ -114,15 +111,11 @@ def _parse_time_calls(file: DagFile) -> Iterable[tuple[ast.Call, str, str]]:
     fix="Move the work into a task (a @task function or an operator's callable), or read it with a Jinja "
     "template such as {{ var.value.name }} that is rendered when the task runs.",
     examples=Examples(
-        bad={DAG_FILE: 'from airflow.sdk import DAG, Variable\n'
-             'from airflow.providers.standard.operators.bash import BashOperator\n\n'
-             'DBT_TARGET = Variable.get("dbt_target")\n\n'
-             'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-             '    BashOperator(task_id="dbt_build", bash_command=f"cd /opt/dbt && dbt build --target {DBT_TARGET}")\n'},
-        good={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-              'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-              '    BashOperator(task_id="dbt_build",\n'
-              '                 bash_command="cd /opt/dbt && dbt build --target {{ var.value.dbt_target }}")\n'},
+        bad=dag_example(tasks='    BashOperator(task_id="dbt_build", bash_command=f"cd /opt/dbt && dbt build --target {TARGET}")\n',
+                        preamble='TARGET = Variable.get("dbt_target")\n\n',
+                        imports="from airflow.sdk import Variable\n"),
+        good=dag_example(tasks='    BashOperator(task_id="dbt_build",\n'
+                         '                 bash_command="cd /opt/dbt && dbt build --target {{ var.value.dbt_target }}")\n'),
     ),
 )
 def parse_time_work(ctx: StaticContext) -> list[Finding]:
@@ -150,11 +143,10 @@ def parse_time_work(ctx: StaticContext) -> list[Finding]:
     "the candidate's code, so it is off unless the grading names an Airflow interpreter.",
     fix="Import what the Airflow image installs (Airflow 3: airflow.sdk and airflow.providers.standard) and keep "
     "module-level code free of errors; `airflow dags list-import-errors` shows what Airflow saw.",
-    examples=Examples(
-        bad={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.operators.bash_operator import BashOperator\n\n'
-             'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-             '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-        good={DAG_FILE: _VALID_DAG},
+    examples=Examples(  # Airflow 2's module path, gone in Airflow 3
+        bad={path: text.replace("airflow.providers.standard.operators.bash", "airflow.operators.bash_operator")
+             for path, text in dag_example().items()},
+        good=dag_example(),
     ),
 )
 def airflow_import_errors(ctx: StaticContext) -> CheckResult:

@@ -6,15 +6,10 @@ import ast
 import re
 
 from checks.airflow_dags import DagDef, DagFile, const_str, default_args, dotted, falsy
-from checks.dag.support import HTTP_CALL, defined_dags, finding, per_dag
+from checks.dag.support import HTTP_CALL, dag_example, defined_dags, finding, per_dag
 from checks.registry import CheckResult, Examples
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
-
-DAG_FILE = "airflow/dags/marketplace_pipeline.py"
-_HEADER = ('from datetime import timedelta\n\nfrom airflow.sdk import DAG\n'
-           'from airflow.providers.standard.operators.bash import BashOperator\n'
-           'from airflow.providers.slack.notifications.slack import SlackNotifier\n\n')
 
 
 @static_check(
@@ -26,12 +21,10 @@ _HEADER = ('from datetime import timedelta\n\nfrom airflow.sdk import DAG\n'
     "retries one blip fails the whole run and leaves the marts stale until someone reruns it by hand.",
     fix="Set retries (e.g. 2) and retry_delay in the DAG's default_args, or retries= on every task.",
     examples=Examples(
-        bad={DAG_FILE: _HEADER + 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False,\n'
-             '         default_args={"retries": 0}):\n'
-             '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-        good={DAG_FILE: _HEADER + 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False,\n'
-              '         default_args={"retries": 2, "retry_delay": timedelta(minutes=5)}):\n'
-              '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
+        bad=dag_example('schedule="@daily", catchup=False, default_args={"retries": 0}'),
+        good=dag_example('schedule="@daily", catchup=False,\n'
+                         '         default_args={"retries": 2, "retry_delay": timedelta(minutes=5)}',
+                         imports="from datetime import timedelta\n\n"),
     ),
 )
 def no_retries(ctx: StaticContext) -> CheckResult:
@@ -74,12 +67,11 @@ _CALLBACKS = ("on_failure_callback", "sla_miss_callback", "deadline", "on_retry_
     fix="Add an on_failure_callback (a notifier such as SlackNotifier, or a function that posts an alert) in "
     "default_args, email on failure, or an alert task with trigger_rule=\"one_failed\".",
     examples=Examples(
-        bad={DAG_FILE: _HEADER + 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-             '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-        good={DAG_FILE: _HEADER + 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False,\n'
-              '         default_args={"on_failure_callback": SlackNotifier(slack_conn_id="slack_data",\n'
-              '                                                            text="{{ ti.task_id }} failed")}):\n'
-              '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
+        bad=dag_example(),
+        good=dag_example('schedule="@daily", catchup=False,\n'
+                         '         default_args={"on_failure_callback": SlackNotifier(slack_conn_id="slack_data",\n'
+                         '                                                            text="{{ ti.task_id }} failed")}',
+                         imports="from airflow.providers.slack.notifications.slack import SlackNotifier\n"),
     ),
 )
 def no_alerting(ctx: StaticContext) -> CheckResult:
@@ -129,19 +121,13 @@ def _alerting(file: DagFile, dag: DagDef) -> list[str]:
     return how
 
 
-_LOGGING_CALLBACK = ('import logging\n\nfrom airflow.sdk import DAG\n'
-                     'from airflow.providers.standard.operators.bash import BashOperator\n\n'
-                     'log = logging.getLogger(__name__)\n\n\n'
+_LOGGING_CALLBACK = ('log = logging.getLogger(__name__)\n\n\n'
                      'def on_failure(context):\n'
                      '    log.error("task %s failed", context["ti"].task_id)\n\n\n')
-_POSTING_CALLBACK = ('import requests\n\nfrom airflow.sdk import DAG\n'
-                     'from airflow.providers.standard.operators.bash import BashOperator\n\n\n'
-                     'def on_failure(context):\n'
-                     '    requests.post("https://hooks.slack.com/services/T000/B000/XXXX",\n'
+_POSTING_CALLBACK = ('\ndef on_failure(context):\n'
+                     '    requests.post("https://alerts.example.com/hooks/data-team",\n'
                      '                  json={"text": f"{context[\'ti\'].task_id} failed"}, timeout=10)\n\n\n')
-_WITH_CALLBACK = ('with DAG("marketplace_pipeline", schedule="@daily", catchup=False,\n'
-                  '         default_args={"on_failure_callback": on_failure}):\n'
-                  '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n')
+_WITH_CALLBACK = 'schedule="@daily", catchup=False, default_args={"on_failure_callback": on_failure}'
 
 
 @static_check(
@@ -153,8 +139,10 @@ _WITH_CALLBACK = ('with DAG("marketplace_pipeline", schedule="@daily", catchup=F
     "they already know something is wrong.",
     fix="Make the callback notify: a provider notifier (SlackNotifier, SmtpNotifier, ...), send_email, or an HTTP "
     "post to the team's alert webhook.",
-    examples=Examples(bad={DAG_FILE: _LOGGING_CALLBACK + _WITH_CALLBACK},
-                      good={DAG_FILE: _POSTING_CALLBACK + _WITH_CALLBACK}),
+    examples=Examples(
+        bad=dag_example(_WITH_CALLBACK, imports="import logging\n\n", preamble=_LOGGING_CALLBACK),
+        good=dag_example(_WITH_CALLBACK, imports="import requests\n\n", preamble=_POSTING_CALLBACK),
+    ),
 )
 def alerting_notifies(ctx: StaticContext) -> CheckResult:
     findings, summary = [], []

@@ -7,12 +7,10 @@ import ast
 import re
 
 from checks.airflow_dags import dag_files, default_args, dotted
-from checks.dag.support import defined_dags, finding, ordered, per_dag
+from checks.dag.support import defined_dags, dag_example, finding, ordered, per_dag
 from checks.registry import CheckResult, Examples, Finding
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
-
-DAG_FILE = "airflow/dags/marketplace_pipeline.py"
 
 
 @static_check(
@@ -23,14 +21,7 @@ DAG_FILE = "airflow/dags/marketplace_pipeline.py"
     why="A pipeline nobody triggers produces stale marts. Without a schedule argument the cadence depends on the "
     "Airflow version (Airflow 3: never scheduled; Airflow 2: daily), so the pipeline's freshness is unstated.",
     fix="Pass schedule= to the DAG: a cron string or preset (\"@daily\"), a timedelta, a timetable or assets.",
-    examples=Examples(
-        bad={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-             'with DAG("marketplace_pipeline", schedule=None, catchup=False):\n'
-             '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-        good={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-              'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-              '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-    ),
+    examples=Examples(bad=dag_example('schedule=None, catchup=False'), good=dag_example()),
 )
 def no_schedule(ctx: StaticContext) -> CheckResult:
     findings = []
@@ -54,14 +45,7 @@ def no_schedule(ctx: StaticContext) -> CheckResult:
     "with it off, missed intervals are never loaded. Which one happens should be a decision, not a default that "
     "changed between Airflow versions (catchup inside default_args is ignored).",
     fix="Pass catchup=False (or True, with a backfill plan) to the DAG itself.",
-    examples=Examples(
-        bad={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-             'with DAG("marketplace_pipeline", schedule="@daily", default_args={"catchup": False}):\n'
-             '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-        good={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-              'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-              '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'},
-    ),
+    examples=Examples(bad=dag_example('schedule="@daily", default_args={"catchup": False}'), good=dag_example()),
 )
 def catchup_implicit(ctx: StaticContext) -> CheckResult:
     findings = []
@@ -95,14 +79,10 @@ _COMMAND_ARGUMENTS = ("bash_command", "sql", "command", "cmds", "arguments", "qu
     fix="Template the data interval into commands ({{ ds }}, {{ data_interval_start }}) or read it from the task "
     "context; keep now() for logging and alert messages only.",
     examples=Examples(
-        bad={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-             'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-             '    BashOperator(task_id="dbt_build",\n'
-             '                 bash_command="cd /opt/dbt && dbt build --vars \\"{day: $(date +%F)}\\"")\n'},
-        good={DAG_FILE: 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-              'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
-              '    BashOperator(task_id="dbt_build",\n'
-              '                 bash_command="cd /opt/dbt && dbt build --vars \\"{day: {{ ds }}}\\"")\n'},
+        bad=dag_example(tasks='    BashOperator(task_id="dbt_build",\n'
+                        '                 bash_command="cd /opt/dbt && dbt build --vars \\"{day: $(date +%F)}\\"")\n'),
+        good=dag_example(tasks='    BashOperator(task_id="dbt_build",\n'
+                         '                 bash_command="cd /opt/dbt && dbt build --vars \\"{day: {{ ds }}}\\"")\n'),
     ),
 )
 def non_idempotent(ctx: StaticContext) -> list[Finding]:

@@ -6,12 +6,10 @@ import ast
 import re
 
 from checks.airflow_dags import DagFile, const_str, dag_files
-from checks.dag.support import ordered
+from checks.dag.support import dag_example, ordered
 from checks.registry import Examples, Finding
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
-
-DAG_FILE = "airflow/dags/marketplace_pipeline.py"
 
 _SECRET_NAME = re.compile(
     r"(?i)(^|_)(password|passwd|pwd|secret|token|api_?key|access_?key|secret_?key|private_?key|client_?secret|credentials?)$"
@@ -35,8 +33,6 @@ _TEXT_PATTERNS = (
     (_TOKEN_SHAPES, "token-shaped literal"),
     (_SECRET_IN_TEXT, "credential inside a string"),
 )
-_HEADER = 'from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n\n'
-_DAG_OPEN = 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):\n'
 
 
 @static_check(
@@ -50,12 +46,10 @@ _DAG_OPEN = 'with DAG("marketplace_pipeline", schedule="@daily", catchup=False):
     fix="Keep credentials in an Airflow connection or a secrets backend and reference them: a conn_id, "
     "{{ conn.<id>.password }} in templates, or environment variables set by the deployment.",
     examples=Examples(
-        bad={DAG_FILE: _HEADER + _DAG_OPEN
-             + '    BashOperator(task_id="export_orders",\n'
-             + '                 bash_command="psql postgresql://analytics:hunter2@postgres:5432/marketplace -f export.sql")\n'},
-        good={DAG_FILE: _HEADER + _DAG_OPEN
-              + '    BashOperator(task_id="export_orders", bash_command="psql -h postgres -U analytics -f export.sql",\n'
-              + '                 env={"PGPASSWORD": "{{ conn.marketplace_postgres.password }}"})\n'},
+        bad=dag_example(tasks='    BashOperator(task_id="export_orders",\n'
+                        '                 bash_command="psql postgresql://analytics:hunter2@postgres/marketplace -f export.sql")\n'),
+        good=dag_example(tasks='    BashOperator(task_id="export_orders", bash_command="psql -h postgres -U analytics -f export.sql",\n'
+                         '                 env={"PGPASSWORD": "{{ conn.marketplace_postgres.password }}"})\n'),
     ),
 )
 def secrets_in_code(ctx: StaticContext) -> list[Finding]:

@@ -47,3 +47,17 @@ def per_dag(ctx: StaticContext, findings: list[Finding], extra: dict[str, Any] |
     if not findings:
         return result("pass", f"no findings ({total} DAG(s) checked)", evidence=evidence)
     return result("fail", f"{len(findings)} finding(s): {findings[0].message}", score=score, evidence=evidence)
+
+
+# -- example workspaces: the exercise's DAG file, varied one aspect at a time ---------------
+
+DAG_FILE = "airflow/dags/marketplace_pipeline.py"
+DAG_IMPORTS = "from airflow.sdk import DAG\nfrom airflow.providers.standard.operators.bash import BashOperator\n"
+DBT_BUILD = '    BashOperator(task_id="dbt_build", bash_command="cd /opt/dbt && dbt build")\n'
+
+
+def dag_example(arguments: str = 'schedule="@daily", catchup=False', tasks: str = DBT_BUILD, *, imports: str = "",
+                preamble: str = "") -> dict[str, str]:
+    """A workspace whose one DAG file opens `with DAG("marketplace_pipeline", <arguments>):` over `tasks`."""
+    text = imports + DAG_IMPORTS + "\n" + preamble + f'with DAG("marketplace_pipeline", {arguments}):\n' + tasks
+    return {DAG_FILE: text}
