@@ -10,7 +10,7 @@ from checks.static_rules import static_check
 
 # undocumented_columns passes at or above this share of columns described.
 COLUMN_DOCS_PASS = 0.8
-_COLUMNS = ("order_id", "user_id", "status", "currency", "total_amount", "created_at")
+_COLUMNS = ("order_id", "buyer_id", "status", "currency", "total_amount", "created_at")
 _DESCRIBED = (
     "version: 2\n\nmodels:\n  - name: stg_orders\n    description: One row per checkout, from raw.orders.\n"
     "    columns:\n" + "".join(f"      - name: {column}\n        description: The order's {column.replace('_', ' ')}.\n"

@@ -29,7 +29,7 @@ from checks.registry import CheckResult, Examples, Finding, result
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
 
-_FCT_ORDERS = "select\n    order_id,\n    user_id,\n    status,\n    total_amount\nfrom {{ ref('stg_orders') }}\n"
+_FCT_ORDERS = "select\n    order_id,\n    buyer_id,\n    status,\n    total_amount\nfrom {{ ref('stg_orders') }}\n"
 
 
 def _leaking_star(select: exp.Select, named: dict[str, exp.Expression], seen: set[int]) -> exp.Expression | None:
@@ -215,9 +215,9 @@ def mart_reads_source(ctx: StaticContext) -> CheckResult:
     "table's, and every consumer inherits the join whether it wants it or not.",
     fix="Keep staging 1:1 with its source table and move the join into an intermediate model or the mart.",
     examples=Examples(
-        bad={f"{STAGING}/stg_orders.sql": "select\n    orders.id as order_id,\n    orders.user_id,\n"
+        bad={f"{STAGING}/stg_orders.sql": "select\n    orders.id as order_id,\n    orders.buyer_id,\n"
              "    users.country as buyer_country\nfrom {{ source('raw', 'orders') }} as orders\n"
-             "join {{ source('raw', 'users') }} as users on users.id = orders.user_id\n"},
+             "join {{ source('raw', 'users') }} as users on users.id = orders.buyer_id\n"},
         good={f"{STAGING}/stg_orders.sql": STG_ORDERS},
     ),
 )

@@ -29,8 +29,8 @@ _RANKING = (exp.RowNumber, exp.Rank, exp.DenseRank)
 _DEDUP_MACRO = re.compile(r"\{\{-?\s*[\w.]*dedup\w*\s*\(", re.I)
 
 _STG_PAYMENTS = ("select\n    id as payment_id,\n    event_id,\n    order_id,\n    status,\n    amount,\n"
-                 "    currency,\n    created_at\nfrom {{ source('raw', 'payments') }}\n")
-_DEDUPED = _STG_PAYMENTS + "qualify row_number() over (partition by event_id order by created_at) = 1\n"
+                 "    currency,\n    event_timestamp\nfrom {{ source('raw', 'payments') }}\n")
+_DEDUPED = _STG_PAYMENTS + "qualify row_number() over (partition by event_id order by event_timestamp) = 1\n"
 _FCT_PAYMENTS = "select\n    event_id,\n    order_id,\n    status,\n    amount,\n    currency\n" \
                 "from {{ ref('stg_payments') }}\n"
 
@@ -122,7 +122,7 @@ def model_dedup_patterns(ctx: StaticContext, model: Model) -> tuple[list[str], l
     why="Providers retry webhooks: the same payment event arrives several times, each copy with its own row id "
     "and timestamps. Counted as is, revenue is overstated; SELECT DISTINCT * keeps every copy because the copies "
     "differ in those columns.",
-    fix="Keep one row per event_id: QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY created_at) = 1, "
+    fix="Keep one row per event_id: QUALIFY ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY event_timestamp) = 1, "
     "or GROUP BY event_id.",
     examples=Examples(
         bad={f"{STAGING}/stg_payments.sql": "select distinct *\nfrom {{ source('raw', 'payments') }}\n"},

@@ -13,7 +13,7 @@ STAGING = "dbt/models/staging"
 MARTS = "dbt/models/marts"
 # A staging model over the handout's raw.orders, as example workspaces use it.
 STG_ORDERS = (
-    "select\n    id as order_id,\n    user_id,\n    status,\n    currency,\n    total_amount,\n"
+    "select\n    id as order_id,\n    buyer_id,\n    status,\n    currency,\n    total_amount,\n"
     "    created_at\nfrom {{ source('raw', 'orders') }}\n"
 )
 

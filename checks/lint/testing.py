@@ -36,7 +36,7 @@ _PK_COMBINED = {
     "unique_key",
     "expect_select_column_values_to_be_unique_within_record",
 }
-_FCT_ORDERS = "select\n    order_id,\n    user_id,\n    status,\n    total_amount\nfrom {{ ref('stg_orders') }}\n"
+_FCT_ORDERS = "select\n    order_id,\n    buyer_id,\n    status,\n    total_amount\nfrom {{ ref('stg_orders') }}\n"
 _MART_YAML = "version: 2\n\nmodels:\n  - name: fct_orders\n    description: One row per order.\n    columns:\n" \
              "      - name: order_id\n"
 
@@ -171,14 +171,14 @@ _STG_YAML = "version: 2\n\nmodels:\n  - name: stg_orders\n    columns:\n      - 
     needs=("manifest", "project"),
     severity="info",
     title="Share of foreign-key-like columns (*_id, not the model's own key) covered by a relationships test.",
-    why="An order whose user_id matches no user drops out of every inner join downstream; a relationships test "
+    why="An order whose buyer_id matches no user drops out of every inner join downstream; a relationships test "
     "is what notices orphans before the revenue numbers do.",
     fix="Add a relationships test on each foreign key (to: ref('stg_users'), field: user_id), where the column "
     "enters the project; models that pass it through inherit the test.",
     examples=Examples(
         bad={f"{STAGING}/stg_orders.sql": STG_ORDERS, f"{STAGING}/_stg_models.yml": _STG_YAML},
         good={f"{STAGING}/stg_users.sql": _STG_USERS, f"{STAGING}/stg_orders.sql": STG_ORDERS,
-              f"{STAGING}/_stg_models.yml": _STG_YAML + "      - name: user_id\n        data_tests:\n"
+              f"{STAGING}/_stg_models.yml": _STG_YAML + "      - name: buyer_id\n        data_tests:\n"
               "          - relationships:\n              to: ref('stg_users')\n              field: user_id\n"},
     ),
 )
@@ -204,7 +204,7 @@ def relationship_coverage(ctx: StaticContext) -> CheckResult:
         bad={f"{STAGING}/stg_orders.sql": STG_ORDERS, f"{STAGING}/_stg_models.yml": _STG_YAML},
         good={f"{STAGING}/stg_orders.sql": STG_ORDERS,
               f"{STAGING}/_stg_models.yml": _STG_YAML + "      - name: status\n        data_tests:\n"
-              "          - accepted_values:\n              values: [pending, paid, shipped, delivered, cancelled]\n"
+              "          - accepted_values:\n              values: [pending, confirmed, processing, shipped, delivered, cancelled, refunded]\n"
               "      - name: currency\n        data_tests:\n          - accepted_values:\n"
               "              values: [USD, EUR, GBP]\n"},
     ),

@@ -28,7 +28,7 @@ _FIXED_OFFSET_TEXT = re.compile(r"interval\s+-?\d+\s+hour|['\"][+-]\d{1,2}(:?\d{
 _CONFIRMED_AT = re.compile(r"confirmed_at", re.I)
 _SHIFTS = (exp.TimestampAdd, exp.TimestampSub, exp.DatetimeAdd, exp.DatetimeSub, exp.DateAdd, exp.DateSub)
 
-_STG_ORDERS = "select\n    id as order_id,\n    user_id,\n    {confirmed_at} as confirmed_at\n" \
+_STG_ORDERS = "select\n    id as order_id,\n    buyer_id,\n    {confirmed_at} as confirmed_at\n" \
               "from {{{{ source('raw', 'orders') }}}}\n"
 
 
