@@ -26,7 +26,8 @@ import ast
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from checks.static_context import StaticContext, read_text
 
@@ -493,9 +494,10 @@ class DagFile:
         for var, members in bound:
             self.vars[var] = set(members)
 
-    def _assign(self, stmt: ast.stmt, dag: DagDef | None, group: set[str] | None) -> None:
-        value = getattr(stmt, "value", None)
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target")]
+    def _assign(self, stmt: ast.Assign | ast.AnnAssign | ast.AugAssign, dag: DagDef | None,
+                group: set[str] | None) -> None:
+        value = stmt.value
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         if value is None:
             return
         for target in targets:

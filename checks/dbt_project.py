@@ -239,7 +239,7 @@ def _models_from_manifest(ctx: StaticContext) -> list[Model]:
                 refs.append(ref.get("name"))
             elif isinstance(ref, (list, tuple)) and ref:
                 refs.append(ref[-1])
-        sources = [tuple(pair) for pair in (node.get("sources") or []) if isinstance(pair, (list, tuple)) and len(pair) == 2]
+        sources: list[tuple[str, str]] = [(pair[0], pair[1]) for pair in (node.get("sources") or []) if isinstance(pair, (list, tuple)) and len(pair) == 2]
         out.append(
             Model(
                 uid=uid,
@@ -249,7 +249,7 @@ def _models_from_manifest(ctx: StaticContext) -> list[Model]:
                 compiled_code=node.get("compiled_code") or node.get("compiled_sql"),
                 config=node.get("config") or {},
                 refs=[ref for ref in refs if ref],
-                sources=sources,  # type: ignore[arg-type]
+                sources=sources,
                 depends_on=list((node.get("depends_on") or {}).get("nodes") or []),
                 columns={name.lower(): column for name, column in (node.get("columns") or {}).items()},
                 description=(node.get("description") or "").strip(),
@@ -420,16 +420,16 @@ def analysis_sql(ctx: StaticContext, model: Model) -> tuple[str, str]:
     return stripped(ctx, model).sql, "raw"
 
 
-def _parse(ctx: StaticContext, model: Model, sql: str) -> exp.Expression | None:
+def _parse(ctx: StaticContext, model: Model, sql: str) -> exp.Expr | None:
     """The model's last statement (pre-statements such as DECLARE come first), bounded in
     size, time and depth (static_context.parse_sql)."""
     return parse_sql(ctx, sql, DIALECT, model.original_file_path)
 
 
-def parsed(ctx: StaticContext, model: Model) -> exp.Expression | None:
+def parsed(ctx: StaticContext, model: Model) -> exp.Expr | None:
     """The model's SQL as a sqlglot tree (compiled when available; raw as a fallback)."""
 
-    def build() -> exp.Expression | None:
+    def build() -> exp.Expr | None:
         sql, origin = analysis_sql(ctx, model)
         tree = _parse(ctx, model, sql)
         if tree is None and origin == "compiled":
@@ -439,25 +439,25 @@ def parsed(ctx: StaticContext, model: Model) -> exp.Expression | None:
     return ctx.cached(f"lint.parsed:{model.uid}", build)
 
 
-def parsed_raw(ctx: StaticContext, model: Model) -> exp.Expression | None:
+def parsed_raw(ctx: StaticContext, model: Model) -> exp.Expr | None:
     """The raw SQL's tree, where ref()/source() are still visible as placeholders."""
     return ctx.cached(f"lint.parsed_raw:{model.uid}", lambda: _parse(ctx, model, stripped(ctx, model).sql))
 
 
-def column_name(node: exp.Expression) -> str | None:
+def column_name(node: exp.Expr) -> str | None:
     return node.name.lower() if isinstance(node, exp.Column) else None
 
 
-def columns_in(node: exp.Expression) -> set[str]:
+def columns_in(node: exp.Expr) -> set[str]:
     return {column.name.lower() for column in node.find_all(exp.Column) if column.name}
 
 
-def ctes(tree: exp.Expression) -> dict[str, exp.Expression]:
+def ctes(tree: exp.Expr) -> dict[str, exp.Expr]:
     """{CTE name: its query} of a statement."""
     return {cte.alias.lower(): cte.this for cte in tree.find_all(exp.CTE) if cte.alias}
 
 
-def branches(query: exp.Expression) -> list[exp.Select]:
+def branches(query: exp.Expr) -> list[exp.Select]:
     """The SELECTs a query's rows come from (each side of a UNION)."""
     if isinstance(query, exp.Select):
         return [query]
@@ -468,7 +468,7 @@ def branches(query: exp.Expression) -> list[exp.Select]:
     return []
 
 
-def from_sources(select: exp.Select) -> list[exp.Expression]:
+def from_sources(select: exp.Select) -> list[exp.Expr]:
     """What a SELECT reads: its FROM and each JOIN."""
     out = []
     from_clause = select.args.get("from") or select.args.get("from_")
@@ -479,19 +479,19 @@ def from_sources(select: exp.Select) -> list[exp.Expression]:
     return out
 
 
-def is_star(projection: exp.Expression) -> bool:
+def is_star(projection: exp.Expr) -> bool:
     """`*` or `alias.*`."""
     return isinstance(projection, exp.Star) or (isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star))
 
 
-def output_columns(tree: exp.Expression | None) -> list[str] | None:
+def output_columns(tree: exp.Expr | None) -> list[str] | None:
     """Names of the model's output columns, resolved through `select * from <cte>`;
     None when a star reaches a physical relation."""
     if tree is None:
         return None
     named = ctes(tree)
 
-    def columns(query: exp.Expression, depth: int) -> list[str] | None:
+    def columns(query: exp.Expr, depth: int) -> list[str] | None:
         selects = branches(query)
         if not selects or depth > 20:
             return None

@@ -8,7 +8,8 @@ project) and "dags" (the workspace holds Airflow DAG files)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from checks import dbt_project
 from checks.registry import CheckSkipped, Examples, Need, Severity, check

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from checks.airflow_dags import DagFile, dag_files, dotted, is_main_guard
 from checks.dag.support import dag_example, finding, ordered
@@ -75,7 +75,7 @@ def _parse_time_calls(file: DagFile) -> Iterable[tuple[ast.Call, str, str]]:
                     yield from walk_statements(value)
                 elif isinstance(value, list):
                     for item in value:
-                        if isinstance(item, ast.excepthandler):
+                        if isinstance(item, ast.ExceptHandler):
                             yield from walk_statements(item.body)
                         elif isinstance(item, ast.AST):
                             yield from walk_expression(item)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
 from checks.airflow_dags import DagDef, DagFile, const_str, default_args, dotted, falsy
 from checks.dag.support import HTTP_CALL, dag_example, defined_dags, finding, per_dag
-from checks.registry import CheckResult, Examples
+from checks.registry import CheckResult, Examples, Finding
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
 
@@ -28,7 +29,8 @@ from checks.static_rules import static_check
     ),
 )
 def no_retries(ctx: StaticContext) -> CheckResult:
-    findings, summary = [], []
+    findings: list[Finding] = []
+    summary: list[dict[str, Any]] = []
     for file, dag in defined_dags(ctx):
         arguments = default_args(file, dag)
         if arguments is None:

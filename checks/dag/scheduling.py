@@ -30,8 +30,8 @@ def no_schedule(ctx: StaticContext) -> CheckResult:
         if key is None:
             findings.append(finding(file, dag.line, f"{dag.name}: no schedule argument (Airflow 3 default: never "
                                                     "scheduled; Airflow 2: daily), the pipeline's cadence is unstated"))
-        elif isinstance(dag.kwargs[key], ast.Constant) and dag.kwargs[key].value is None:
-            findings.append(finding(file, dag.kwargs[key].lineno,
+        elif isinstance(value := dag.kwargs[key], ast.Constant) and value.value is None:
+            findings.append(finding(file, value.lineno,
                                     f"{dag.name}: {key}=None, the DAG only runs when triggered by hand"))
     return per_dag(ctx, findings)
 

@@ -32,7 +32,7 @@ from checks.static_rules import static_check
 _FCT_ORDERS = "select\n    order_id,\n    buyer_id,\n    status,\n    total_amount\nfrom {{ ref('stg_orders') }}\n"
 
 
-def _leaking_star(select: exp.Select, named: dict[str, exp.Expression], seen: set[int]) -> exp.Expression | None:
+def _leaking_star(select: exp.Select, named: dict[str, exp.Expr], seen: set[int]) -> exp.Expr | None:
     """A `*` in this select whose columns come straight from a physical relation
     (through CTEs and subqueries that also select *)."""
     if id(select) in seen:

@@ -35,7 +35,7 @@ _FCT_PAYMENTS = "select\n    event_id,\n    order_id,\n    status,\n    amount,\
                 "from {{ ref('stg_payments') }}\n"
 
 
-def _window_patterns(tree: exp.Expression) -> tuple[list[str], list[str]]:
+def _window_patterns(tree: exp.Expr) -> tuple[list[str], list[str]]:
     """Ranking windows over event_id, and whether a filter keeps one row of each."""
     good, bad = [], []
     has_qualify = tree.find(exp.Qualify) is not None
@@ -67,7 +67,7 @@ def _window_patterns(tree: exp.Expression) -> tuple[list[str], list[str]]:
     return good, bad
 
 
-def _dedup_patterns(tree: exp.Expression) -> tuple[list[str], list[str]]:
+def _dedup_patterns(tree: exp.Expr) -> tuple[list[str], list[str]]:
     """(recognised dedup patterns on event_id, non-dedup patterns seen)."""
     good, bad = _window_patterns(tree)
     for group in tree.find_all(exp.Group):
@@ -151,9 +151,8 @@ def payments_dedup_pattern(ctx: StaticContext) -> CheckResult:
                       evidence=evidence)
     if not_dedup:
         return result("fail", f"no dedup on event_id; {not_dedup[0].message}", evidence=evidence)
-    target = next((model for model in payments if model.name == "fct_payments"), None) or next(
-        (model for model in payments if model.name == "stg_payments"), payments[-1]
-    )
+    by_name = {model.name: model for model in payments}
+    target = by_name.get("fct_payments") or by_name.get("stg_payments") or payments[-1]
     found = locate(ctx, target, f"no deduplication on event_id in the payments lineage ({', '.join(evidence['lineage'])})")
     evidence["findings"] = [found.to_json()]
     return result("fail", found.message, evidence=evidence)

@@ -4,7 +4,8 @@ declare how fresh they must be."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from checks.dbt_project import (
     Model,

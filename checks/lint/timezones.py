@@ -32,18 +32,18 @@ _STG_ORDERS = "select\n    id as order_id,\n    buyer_id,\n    {confirmed_at} as
               "from {{{{ source('raw', 'orders') }}}}\n"
 
 
-def _mentions_confirmed(node: exp.Expression) -> bool:
+def _mentions_confirmed(node: exp.Expr) -> bool:
     return any("confirmed_at" in (column.name or "").lower() for column in node.find_all(exp.Column))
 
 
-def _zone_of(node: exp.Expression) -> str | None:
+def _zone_of(node: exp.Expr) -> str | None:
     zone = node.args.get("zone")
     if isinstance(zone, exp.Literal):
         return str(zone.this)
     return zone.sql(dialect=DIALECT) if zone is not None else None
 
 
-def _timezone_patterns(tree: exp.Expression, placeholders: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
+def _timezone_patterns(tree: exp.Expr, placeholders: dict[str, str]) -> tuple[list[str], list[str], list[str]]:
     """(correct conversions, fixed-offset conversions, implicit-UTC reads) of confirmed_at."""
     good, fixed, implicit = [], [], []
     for node in tree.find_all(exp.Timestamp, exp.StrToTime, exp.TimeStrToTime):
@@ -65,14 +65,14 @@ def _timezone_patterns(tree: exp.Expression, placeholders: dict[str, str]) -> tu
         unit = str(node.args.get("unit") or "").upper()
         if _mentions_confirmed(node.this) and ("HOUR" in unit or "MINUTE" in unit):
             fixed.append(f"{node.sql(dialect=DIALECT)}: a fixed offset is wrong half the year (DST)")
-    for node in tree.find_all(exp.Add, exp.Sub):
-        if isinstance(node.expression, exp.Interval) and _mentions_confirmed(node.this):
-            fixed.append(f"{node.sql(dialect=DIALECT)}: a fixed offset is wrong half the year (DST)")
-    for node in tree.find_all(exp.Cast, exp.TryCast):
-        target = node.args.get("to")
-        if target is not None and target.is_type("timestamp", "timestamptz") and _mentions_confirmed(node.this):
-            if not node.find_ancestor(exp.Timestamp):
-                implicit.append(node.sql(dialect=DIALECT))
+    for arithmetic in tree.find_all(exp.Add, exp.Sub):
+        if isinstance(arithmetic.expression, exp.Interval) and _mentions_confirmed(arithmetic.this):
+            fixed.append(f"{arithmetic.sql(dialect=DIALECT)}: a fixed offset is wrong half the year (DST)")
+    for cast in tree.find_all(exp.Cast, exp.TryCast):
+        target = cast.args.get("to")
+        if target is not None and target.is_type("timestamp", "timestamptz") and _mentions_confirmed(cast.this):
+            if not cast.find_ancestor(exp.Timestamp):
+                implicit.append(cast.sql(dialect=DIALECT))
     return good, fixed, implicit
 
 
