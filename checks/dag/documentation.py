@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from checks.airflow_dags import falsy
+from checks.python_source import falsy
 from checks.dag.support import dag_example, defined_dags, finding, per_dag
 from checks.registry import CheckResult, Examples
 from checks.static_context import StaticContext

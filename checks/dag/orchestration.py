@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 import re
 
-from checks.airflow_dags import DagFile, TaskDef, dag_files, falsy
+from checks.airflow_dags import DagFile, TaskDef, dag_files
 from checks.dag.support import HTTP_CALL, dag_example, defined_dags, finding, per_dag
+from checks.python_source import falsy
 from checks.registry import CheckResult, Examples
 from checks.static_context import StaticContext
 from checks.static_rules import static_check

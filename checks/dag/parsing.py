@@ -7,8 +7,9 @@ import ast
 import re
 from collections.abc import Iterable
 
-from checks.airflow_dags import DagFile, dag_files, dotted, is_main_guard
+from checks.airflow_dags import DagFile, dag_files
 from checks.dag.support import dag_example, finding, ordered
+from checks.python_source import dotted, is_main_guard
 from checks.registry import CheckResult, Examples, Finding, result
 from checks.static_context import StaticContext
 from checks.static_rules import static_check

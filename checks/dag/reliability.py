@@ -6,8 +6,9 @@ import ast
 import re
 from typing import Any
 
-from checks.airflow_dags import DagDef, DagFile, const_str, default_args, dotted, falsy
+from checks.airflow_dags import DagDef, DagFile, default_args
 from checks.dag.support import HTTP_CALL, dag_example, defined_dags, finding, per_dag
+from checks.python_source import const_str, dotted, falsy
 from checks.registry import CheckResult, Examples, Finding
 from checks.static_context import StaticContext
 from checks.static_rules import static_check

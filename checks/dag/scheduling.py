@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 import re
 
-from checks.airflow_dags import dag_files, default_args, dotted
+from checks.airflow_dags import dag_files, default_args
 from checks.dag.support import defined_dags, dag_example, finding, ordered, per_dag
+from checks.python_source import dotted
 from checks.registry import CheckResult, Examples, Finding
 from checks.static_context import StaticContext
 from checks.static_rules import static_check

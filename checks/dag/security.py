@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 import re
 
-from checks.airflow_dags import DagFile, const_str, dag_files
+from checks.airflow_dags import DagFile, dag_files
 from checks.dag.support import dag_example, ordered
+from checks.python_source import const_str
 from checks.registry import Examples, Finding
 from checks.static_context import StaticContext
 from checks.static_rules import static_check
