@@ -11,19 +11,15 @@ from checks.dbt_project import (
     DIALECT,
     LAYER_PREFIXES,
     Model,
-    Stripped,
-    branches,
-    ctes,
-    from_sources,
     locate,
     marts,
     models,
     parsed,
     parsed_raw,
     prefix_layer,
-    pretty,
     stripped,
 )
+from checks.dbt_sql import Stripped, branches, ctes, from_sources, pretty
 from checks.lint.support import MARTS, STAGING, STG_ORDERS, no_marts, per_model_result
 from checks.registry import CheckResult, Examples, Finding, result
 from checks.static_context import StaticContext

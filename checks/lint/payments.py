@@ -7,7 +7,8 @@ import re
 
 from sqlglot import exp
 
-from checks.dbt_project import DIALECT, Model, column_name, columns_in, is_star, lineage, locate, parsed, stripped
+from checks.dbt_project import DIALECT, Model, lineage, locate, parsed, stripped
+from checks.dbt_sql import column_name, columns_in, is_star
 from checks.lint.support import MARTS, STAGING
 from checks.registry import CheckResult, Examples, Finding, result
 from checks.static_context import StaticContext
