@@ -123,7 +123,7 @@ def _numeric(value: Any) -> str:
         raise ValueError(f"not a number: {value!r}") from None
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
-    if number.as_tuple().exponent < -9:
+    if int(number.as_tuple().exponent) < -9:  # finite: the exponent is a number
         number = number.quantize(_NUMERIC_SCALE, rounding=ROUND_HALF_UP)
     if abs(number) >= _NUMERIC_LIMIT:
         raise ValueError(f"out of NUMERIC range: {value!r}")
