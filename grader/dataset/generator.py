@@ -150,7 +150,8 @@ class _Generator:
             for child, grandchildren in children.items():
                 levels[1].append((child, top))
                 levels[2].extend((g, child) for g in grandchildren)
-        rows, ids = [], {}
+        rows: list[dict[str, Any]] = []
+        ids: dict[str, int] = {}
         for depth, level in enumerate(levels, start=1):
             level = list(level)
             self.rng.shuffle(level)  # serial ids differ between seeds
@@ -167,7 +168,7 @@ class _Generator:
     def users(self) -> None:
         n = self.scale.users
         start = self.window_start - timedelta(days=500)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for i in range(n):
             created = self.instant_between(start, self.extracted_at - timedelta(days=30))
             first, last = self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)

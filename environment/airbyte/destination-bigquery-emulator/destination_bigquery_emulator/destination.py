@@ -87,9 +87,12 @@ class DestinationBigqueryEmulator(Destination):
                     sync.record(message.record)
                 elif message.type == Type.STATE:
                     yield from sync.state(message)
-                elif message.type == Type.TRACE and message.trace.type == TraceType.STREAM_STATUS:
-                    descriptor = message.trace.stream_status.stream_descriptor
-                    yield from sync.status((descriptor.namespace, descriptor.name), message.trace.stream_status.status)
+                elif message.type == Type.TRACE and message.trace is not None \
+                        and message.trace.type == TraceType.STREAM_STATUS:
+                    stream_status = message.trace.stream_status
+                    assert stream_status is not None, "a STREAM_STATUS trace carries its status"
+                    descriptor = stream_status.stream_descriptor
+                    yield from sync.status((descriptor.namespace, descriptor.name), stream_status.status)
             yield from sync.close()
         finally:
             sync.drop_staging()

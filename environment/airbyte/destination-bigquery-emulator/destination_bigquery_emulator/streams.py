@@ -235,7 +235,9 @@ class Sync:
     def state(self, message: AirbyteMessage) -> Iterator[AirbyteMessage]:
         """Commit the appending streams the state covers; it goes back once the replacing ones are replaced."""
         state = message.state
+        assert state is not None, "a STATE message carries its state"
         if state.type == AirbyteStateType.STREAM:
+            assert state.stream is not None, "a STREAM state names its stream"
             descriptor = state.stream.stream_descriptor
             keys = {(descriptor.namespace, descriptor.name)} & self.writers.keys()
         else:  # GLOBAL, LEGACY: every stream that has begun (it says nothing of streams not yet read)
