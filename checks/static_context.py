@@ -119,6 +119,10 @@ class StaticContext:
             **extra,
         )
 
+    def unmet_needs(self) -> dict[str, str]:
+        """The catalogue's needs this context cannot meet, with why (read by run_check)."""
+        return {} if self.commits else {"history": "skipped: the workspace has no git history"}
+
     # -- helpers shared by the checks -------------------------------------------------
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
         """Compute once per context (parsed SQL, DAG syntax trees, model index)."""
