@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from checks.registry import CheckResult
+from checks.registry import REGISTRY, CheckResult
 from grader import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
@@ -305,7 +305,7 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
             grading.fail("warehouse", str(exc))
-            if not any(c.id.startswith("lint.") for c in grading.checks):
+            if not any(REGISTRY[c.id].stage == "static" for c in grading.checks if c.id in REGISTRY):
                 _static_checks(grading, grading.dbt, progress)
             return EXIT_FAILED
     return EXIT_OK
@@ -313,8 +313,9 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
 
 def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: Any, work_dir: Path,
                          progress: Progress) -> None:
-    from checks.dbt_checks import dbt_build_check
-    from checks.passes import PASS_ORDER, PassContext
+    from checks.catalogue import run_order
+    from checks.passes import PassContext
+    from checks.registry import CheckSkipped, run_check
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
     from grader.dbt_run import build, find_dbt_project, rerun
     from grader.loading import load_raw
@@ -338,21 +339,19 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
                             progress=lambda m: progress(f"  {m}"), readable_root=grading.snapshot.root, limits=limits)
     if grading.dbt.timed_out:
         warehouse.interrupt()  # its last query must not hold up the checks that follow
-    grading.checks.append(dbt_build_check(grading.dbt))
+    grading.checks.extend(run_check(spec, grading.dbt) for spec in run_order("build"))
     with timed(grading, progress, "result_checks", "checking marts against ground truth"):
         from checks.marts import ResultContext
-        from checks.registry import REGISTRY, CheckSkipped, run_check
-        from checks.results import RESULT_CHECKS
 
         manifest = grading.dbt.manifest()
         context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
-        grading.checks.extend(run_check(REGISTRY[check_id], context) for check_id in RESULT_CHECKS)
+        grading.checks.extend(run_check(spec, context) for spec in run_order("result"))
     _static_checks(grading, grading.dbt, progress)
-    chosen = [] if args.quick else [i for i in PASS_ORDER if args.passes is None or i in args.passes]
-    if manifest is None:
-        chosen = []
-    reason = "dbt produced no manifest" if manifest is None else "not requested (--quick or --passes)"
-    grading.checks.extend(CheckResult(i, "skipped", 0.0, reason) for i in PASS_ORDER if i not in chosen)
+    requested = [s for s in run_order("rebuild") if not args.quick and (args.passes is None or s.id in args.passes)]
+    # Without a manifest every pass, requested or not, is skipped by its declared need (run_check says why).
+    chosen = run_order("rebuild") if manifest is None else requested
+    grading.checks.extend(CheckResult(s.id, "skipped", 0.0, "not requested (--quick or --passes)")
+                          for s in run_order("rebuild") if s not in chosen)
     if not chosen:
         return
     deadline, time_limit = grading.deadline, args.time_limit
@@ -381,12 +380,12 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
             variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
             canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
         )
-        for check_id in chosen:
-            if deadline.remaining() < 1:
-                grading.checks.append(CheckResult(check_id, "skipped", 0.0, f"the grading's time limit "
+        for spec in chosen:
+            if deadline.remaining() < 1 and not passes.unmet_needs():
+                grading.checks.append(CheckResult(spec.id, "skipped", 0.0, f"the grading's time limit "
                                                   f"({time_limit:g} s, --time-limit) was spent"))
                 continue
-            grading.checks.append(run_check(REGISTRY[check_id], passes))
+            grading.checks.append(run_check(spec, passes))
     out_of_time = [c.id for c in grading.checks if c.status == "skipped" and "--time-limit" in c.message]
     if out_of_time:  # not observed is not the candidate's result: the verdict is provisional, and says why
         grading.fail("time limit", f"the grading's time limit ({time_limit:g} s) was spent before "
