@@ -10,12 +10,15 @@ levels and the delivery gate, each with a reason the report shows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from checks.registry import current_id
 
 RUBRIC_PATH = Path(__file__).resolve().parents[1] / "rubric.yaml"
 WEAK_LEVEL = 2  # a criterion at or below this level gets debrief questions
@@ -30,10 +33,12 @@ class Rubric:
     data: dict[str, Any]
 
     @classmethod
-    def load(cls, path: Path = RUBRIC_PATH) -> "Rubric":
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    def load(cls, path: Path | None = None) -> "Rubric":
+        """The rubric, validated (its shape, and its check ids against the catalogue)."""
+        data = yaml.safe_load((path or RUBRIC_PATH).read_text(encoding="utf-8"))
         rubric = cls(data)
         rubric.validate()
+        rubric.validate_against_catalogue()
         return rubric
 
     @property
@@ -73,6 +78,42 @@ class Rubric:
                 for req in reqs:
                     _validate_requirement(req, f"criterion {cid} level {level}")
 
+    def validate_against_catalogue(self) -> None:
+        """Every check id named here is in the catalogue, and every check of the catalogue is used
+        by a criterion, a gate or `report_only` (a check nobody reads is a mistake, not a choice)."""
+        from checks.catalogue import REGISTRY, RENAMED_IDS
+
+        named = set(self.used_checks()) | set(self.data.get("check_questions", {})) | set(self.report_only)
+        unknown = sorted(named - set(REGISTRY))
+        if unknown:
+            hints = [f"{i} (renamed {RENAMED_IDS[i]})" if i in RENAMED_IDS else i for i in unknown]
+            raise RubricError(f"rubric.yaml names checks the catalogue does not have: {', '.join(hints)} "
+                              "(`grade checks` lists them)")
+        orphans = sorted(set(REGISTRY) - set(self.used_checks()) - set(self.report_only))
+        if orphans:
+            raise RubricError(f"rubric.yaml: no criterion, gate or `report_only` entry uses {', '.join(orphans)}: "
+                              "score each, or list it under report_only with the reason")
+        scored = sorted(set(self.used_checks()) & set(self.report_only))
+        if scored:
+            raise RubricError(f"rubric.yaml: {', '.join(scored)} under report_only, but a criterion or gate uses it")
+
+    @property
+    def report_only(self) -> dict[str, str]:
+        """Checks shown in the report and scored by no criterion: {id: why}."""
+        return dict(self.data.get("report_only") or {})
+
+    def used_checks(self) -> Iterator[str]:
+        """Every check id a criterion (informed_by, primary, caps, requires), a gate or the delivery gate reads."""
+        for _, criterion in self.criteria():
+            yield from (i["check"] for i in criterion.get("informed_by", []))
+            yield from criterion.get("primary", [])
+            yield from (cap["check"] for cap in criterion.get("caps", []))
+            for requirements in criterion.get("requires", {}).values():
+                for requirement in requirements:
+                    yield from _required_checks(requirement)
+        yield from (gate["check"] for gate in self.data.get("gates", []))
+        yield from (self.data.get("delivery_gate") or {}).get("delivered_when_any_scores", [])
+
     def band(self, total: float) -> str:
         for band in sorted(self.data["bands"], key=lambda b: -b["min"]):
             if total >= band["min"]:
@@ -99,6 +140,13 @@ class Rubric:
 
 _REQUIREMENT_KEYS = ({"check"}, {"check", "min_score"}, {"check", "caught"}, {"check", "caught_kind", "min"},
                      {"check", "evidence_any"}, {"any_of"}, {"all_of"}, {"at_least", "of"})
+
+
+def _required_checks(req: dict[str, Any]) -> Iterator[str]:
+    if "check" in req:
+        yield req["check"]
+    for inner in req.get("any_of", []) + req.get("all_of", []) + req.get("of", []):
+        yield from _required_checks(inner)
 
 
 def _validate_requirement(req: Any, where: str) -> None:
@@ -319,7 +367,7 @@ def score(check_results: list[dict[str, Any]], notes: dict[str, Any] | None = No
     rubric = rubric or Rubric.load()
     notes = notes or {}
     criterion_notes = notes.get("criteria", {})
-    results = {r["id"]: r for r in check_results}
+    results = {current_id(r["id"]): r for r in check_results}  # a report from before a rename reads the same
     gates = rubric.data.get("gates", [])
     criteria_out, sections_out, pending = [], [], []
     for section in rubric.sections:
@@ -393,7 +441,7 @@ def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]],
     results_first = (rubric.data.get("delivery_gate") or {}).get("delivered_when_any_scores", [])
     for check in sorted(checks, key=lambda c: (c["id"] not in results_first, c["id"])):
         if check["status"] == "fail" or (check["status"] == "error" and not grader_fault(check)):
-            questions = rubric.check_questions(check["id"])
+            questions = rubric.check_questions(current_id(check["id"]))
             if questions:
                 items.append({"kind": "check", "id": check["id"], "title": check["id"],
                               "why": (check.get("message") or "")[:300], "questions": questions})
@@ -494,7 +542,7 @@ def unsupported_claims(report: dict[str, Any], rubric: "Rubric | None" = None) -
     sentence about the candidate stands on its evidence). Calibration and the tests use it."""
     rubric = rubric or Rubric.load()
     specs = {c["id"]: c for _, c in rubric.criteria()}
-    checks = {c["id"]: c for c in report["checks"]}
+    checks = {current_id(c["id"]): c for c in report["checks"]}
     problems = []
     for criterion in report["rubric"]["criteria"]:
         spec, level = specs[criterion["id"]], criterion["level"]
