@@ -126,7 +126,7 @@ def commits(ctx: StaticContext) -> CheckResult:
     share = len(good) / len(cs)
     span = (times[-1] - times[0]).total_seconds() / 60 if len(times) > 1 else 0.0
     score = 0.5 * min(1.0, len(cs) / 6) + 0.5 * share
-    status = "pass" if len(cs) >= 3 and share >= 0.5 else "fail"
+    passed = len(cs) >= 3 and share >= 0.5
     weak = [
         c.get("message", "").strip().splitlines()[0][:80] if c.get("message", "").strip() else "(empty)"
         for c in cs
@@ -138,7 +138,7 @@ def commits(ctx: StaticContext) -> CheckResult:
         if gaps
         else f"{len(cs)} commit(s); "
     ) + f"{len(good)}/{len(cs)} meaningful messages"
-    return result(status, msg, score=score, evidence=dict(
+    return result("pass" if passed else "fail", msg, score=score, evidence=dict(
         count=len(cs),
         span_minutes=round(span, 1),
         median_gap_minutes=round(statistics.median(gaps), 1) if gaps else None,

@@ -14,7 +14,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import checks.results  # noqa: F401  (registers the result checks dbt.generalises runs again)
 from checks.marts import MARTS, MartProblem, ResultContext, jsonable

@@ -33,7 +33,7 @@ class Rubric:
     data: dict[str, Any]
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "Rubric":
+    def load(cls, path: Path | None = None) -> Rubric:
         """The rubric, validated (its shape, and its check ids against the catalogue)."""
         data = yaml.safe_load((path or RUBRIC_PATH).read_text(encoding="utf-8"))
         rubric = cls(data)
@@ -537,7 +537,7 @@ def render_candidate_markdown(rubric: Rubric | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def unsupported_claims(report: dict[str, Any], rubric: "Rubric | None" = None) -> list[str]:
+def unsupported_claims(report: dict[str, Any], rubric: Rubric | None = None) -> list[str]:
     """Levels a report shows without the check results their requirements name (empty: every
     sentence about the candidate stands on its evidence). Calibration and the tests use it."""
     rubric = rubric or Rubric.load()
