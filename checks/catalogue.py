@@ -3,7 +3,8 @@ module declares its own), and renders what `grade checks` prints and docs/checks
 
     grade checks [--family F]     the catalogue as a table
     grade checks ID               one check's documentation
-    grade checks --doc [--check]  docs/checks.md for the hiring panel (generated, never edited by hand)
+    grade checks --doc [--check]  the hiring panel's docs/checks.md and docs/rubric.md (generated, never
+                                  edited by hand; not under environment/, which candidates receive)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from checks.registry import LEGACY_IDS, REGISTRY, RENAMED_IDS, STAGES, CheckSpec
 
 __all__ = ["REGISTRY", "describe", "find", "markdown", "run_order", "specs", "table"]
 
-DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "checks.md"
+DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 STAGE_TITLES = {
     "build": "The candidate's dbt build",
     "result": "Results against the ground truth (the marts, read from the warehouse)",
@@ -106,6 +107,13 @@ def markdown() -> str:
                         out += [f"{label}: `{path}`", "", "```" + _fence_language(path),
                                 content.rstrip("\n"), "```", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def panel_docs() -> dict[Path, str]:
+    """The hiring panel's generated documents: the catalogue, and the rubric that links to it."""
+    from grader.rubric import render_markdown
+
+    return {DOCS_DIR / "checks.md": markdown(), DOCS_DIR / "rubric.md": render_markdown()}
 
 
 def _indent(text: str) -> str:

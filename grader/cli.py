@@ -24,6 +24,7 @@ Grade a candidate's workspace for the Senior Data Engineer live exercise.
   grade batch DIR [options]        grade every workspace in DIR; summary.html and summary.csv ranking them
   grade rubric-doc [--check]       write docs/EVALUATION_RUBRIC.md from rubric.yaml
   grade checks [ID] [--family F]   the catalogue of checks, or one check's documentation
+  grade checks --doc [--check]     write the panel's docs/checks.md and docs/rubric.md
   grade packages fetch WORKSPACE   fill the dbt package cache (run `dbt deps`) for grading offline
 
 `grade SUBCOMMAND --help` explains each subcommand.
@@ -223,8 +224,8 @@ def run_rubric_doc(argv: list[str]) -> int:
 
 
 def run_checks(argv: list[str]) -> int:
-    """`grade checks`: the catalogue as a table, one check's documentation, or docs/checks.md."""
-    from checks.catalogue import DOC_PATH, UnknownCheck, describe, find, markdown, table
+    """`grade checks`: the catalogue as a table, one check's documentation, or the panel's docs."""
+    from checks.catalogue import UnknownCheck, describe, find, panel_docs, table
 
     parser = argparse.ArgumentParser(prog="grade checks",
                                      description="The catalogue of checks: every check's id, stage, severity and "
@@ -232,19 +233,23 @@ def run_checks(argv: list[str]) -> int:
                                                  "how to fix, what it needs, examples).")
     parser.add_argument("check_id", nargs="?", metavar="ID", help="a check id, e.g. payments.dedup")
     parser.add_argument("--family", help="only this family (the part of the id before the dot: lint, dag, ...)")
-    parser.add_argument("--doc", action="store_true", help=f"write {DOC_PATH.name} for the hiring panel")
+    parser.add_argument("--doc", action="store_true",
+                        help="write the hiring panel's docs/checks.md and docs/rubric.md from the catalogue and "
+                             "rubric.yaml")
     parser.add_argument("--check", action="store_true", help="with --doc: only compare; exit 1 when out of date")
     args = parser.parse_args(argv)
     if args.doc:
-        text = markdown()
+        docs = panel_docs()
         if args.check:
-            if not DOC_PATH.exists() or DOC_PATH.read_text(encoding="utf-8") != text:
-                print(f"{DOC_PATH} is out of date: run `grade checks --doc`", file=sys.stderr)
-                return 1
-            return EXIT_OK
-        DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-        DOC_PATH.write_text(text, encoding="utf-8")
-        print(DOC_PATH)
+            stale = [path for path, text in docs.items()
+                     if not path.exists() or path.read_text(encoding="utf-8") != text]
+            for path in stale:
+                print(f"{path} is out of date: run `grade checks --doc`", file=sys.stderr)
+            return 1 if stale else EXIT_OK
+        for path, text in docs.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(path)
         return EXIT_OK
     if args.check_id:
         try:

@@ -89,8 +89,13 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     if not workspace.is_dir():
         print(f"grade: {workspace}: not a directory (give the candidate's workspace folder)", file=sys.stderr)
         return EXIT_USAGE
-    from grader.rubric import RubricError, load_notes
+    from grader.rubric import Rubric, RubricError, load_notes
 
+    try:
+        Rubric.load()  # validated against the catalogue: a rubric naming unknown checks can grade no one
+    except RubricError as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         notes = load_notes(args.notes)
     except RubricError as exc:

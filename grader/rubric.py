@@ -464,11 +464,12 @@ def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]],
 
 
 def render_markdown(rubric: Rubric | None = None) -> str:
-    """docs/EVALUATION_RUBRIC.md, generated from rubric.yaml (never edited by hand). It is
-    handed to candidates, so the panel's debrief questions stay out of it."""
+    """docs/rubric.md, the hiring panel's rubric, generated from rubric.yaml (never edited by
+    hand): check ids, level descriptions and how each level is established; it links to the
+    catalogue of checks (docs/checks.md). Not for candidates (render_candidate_markdown is theirs)."""
     rubric = rubric or Rubric.load()
-    out = ["# Evaluation rubric", "",
-           "<!-- Generated from rubric.yaml by `grade rubric-doc`. Do not edit by hand. -->", "",
+    out = ["# Evaluation rubric (for the hiring panel)", "",
+           "<!-- Generated from rubric.yaml by `grade checks --doc`. Do not edit by hand. -->", "",
            "Five weighted sections, thirteen criteria, each scored 0-4. The weighted total (0-4) gives the band:", ""]
     out += [f"- **{b['name']}**: {b['min']:.1f} or more" for b in rubric.data["bands"]]
     out += ["", "How an automatic level is reached:", "",
@@ -479,7 +480,9 @@ def render_markdown(rubric: Rubric | None = None) -> str:
             "anything that passes only on the unchanged starter files counts 0) times 4, rounded half up, then capped "
             "where a key check fails.",
             "3. Each level is reached only when the checks listed under it (and under every level below) establish "
-            "what its description says; otherwise the criterion stops at the highest level whose claims hold.", ""]
+            "what its description says; otherwise the criterion stops at the highest level whose claims hold.", "",
+            "What each check verifies, why it matters and how to fix it: [docs/checks.md](checks.md) "
+            "(`grade checks ID`).", ""]
     gate = rubric.data.get("delivery_gate")
     if gate:
         out += [f"Delivery gate: when {gate['reason']}, the band is at most {gate['max_band']}, "
@@ -513,6 +516,9 @@ def render_markdown(rubric: Rubric | None = None) -> str:
     for gate in rubric.data.get("gates", []):
         out += [f"Gate: when `{gate['check']}` is a {gate['when']}, {', '.join(gate['criteria'])} are capped at "
                 f"{gate['cap']}: {gate['reason']}.", ""]
+    if rubric.report_only:
+        out += ["Shown in the report, scored by no criterion:", ""]
+        out += [f"- `{check_id}`: {why}" for check_id, why in sorted(rubric.report_only.items())]
     return "\n".join(out).rstrip() + "\n"
 
 
