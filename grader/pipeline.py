@@ -352,13 +352,6 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
         context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
         grading.checks.extend(run_check(spec, context) for spec in run_order("result"))
     _static_checks(grading, grading.dbt, progress)
-    requested = [s for s in run_order("rebuild") if not args.quick and (args.passes is None or s.id in args.passes)]
-    # Without a manifest every pass, requested or not, is skipped by its declared need (run_check says why).
-    chosen = run_order("rebuild") if manifest is None else requested
-    grading.checks.extend(CheckResult(s.id, "skipped", 0.0, "not requested (--quick or --passes)")
-                          for s in run_order("rebuild") if s not in chosen)
-    if not chosen:
-        return
     deadline, time_limit = grading.deadline, args.time_limit
 
     def rebuild(dbt_args: list[str], label: str) -> Any:
@@ -377,16 +370,24 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
                                    f"the {label} rebuild")
         return run
 
+    passes = PassContext(
+        results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
+        load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
+        load_dataset=lambda dataset: load_raw(client, dataset),
+        variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
+        canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
+    )
+    if passes.unmet_needs():  # no manifest: every pass, requested or not, is skipped by its declared need
+        grading.checks.extend(run_check(spec, passes) for spec in run_order("rebuild"))
+        return
+    chosen = [s for s in run_order("rebuild") if not args.quick and (args.passes is None or s.id in args.passes)]
+    grading.checks.extend(CheckResult(s.id, "skipped", 0.0, "not requested (--quick or --passes)")
+                          for s in run_order("rebuild") if s not in chosen)
+    if not chosen:
+        return
     with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
-        passes = PassContext(
-            results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
-            load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
-            load_dataset=lambda dataset: load_raw(client, dataset),
-            variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
-            canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
-        )
         for spec in chosen:
-            if deadline.remaining() < 1 and not passes.unmet_needs():
+            if deadline.remaining() < 1:
                 grading.checks.append(CheckResult(spec.id, "skipped", 0.0, f"the grading's time limit "
                                                   f"({time_limit:g} s, --time-limit) was spent"))
                 continue
