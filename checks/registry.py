@@ -14,10 +14,9 @@ this catalogue; rubric.yaml is validated against it when loaded (grader.rubric).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
-from collections.abc import Callable
 
 Status = Literal["pass", "fail", "error", "skipped"]
 Severity = Literal["info", "warning", "error"]
@@ -131,10 +130,6 @@ class CheckSpec:
     def family(self) -> str:
         return self.id.split(".", 1)[0]
 
-    @property
-    def purpose(self) -> str:
-        return self.title
-
 
 REGISTRY: dict[str, CheckSpec] = {}
 
@@ -151,15 +146,15 @@ def check(check_id: str, *, stage: Stage | None = None, severity: Severity = "er
     """Declare a check in the catalogue (its family is the part of the id before the first dot).
     `title` defaults to the docstring's first line."""
     check_id = current_id(check_id)
-    stage = stage or _UNDECLARED_STAGE.get(check_id.split(".", 1)[0])
-    if stage not in STAGES:
+    declared = stage or _UNDECLARED_STAGE.get(check_id.split(".", 1)[0])
+    if declared is None or declared not in STAGES:
         raise ValueError(f"check {check_id}: unknown stage {stage!r}; one of {', '.join(STAGES)}")
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         if check_id in REGISTRY:
             raise ValueError(f"check id {check_id!r} registered twice")
         docstring = (func.__doc__ or "").strip()
-        REGISTRY[check_id] = CheckSpec(check_id, stage, func, title or docstring.split("\n", 1)[0], severity,
+        REGISTRY[check_id] = CheckSpec(check_id, declared, func, title or docstring.split("\n", 1)[0], severity,
                                        tuple(needs), why, fix, examples, trap)
         return func
 

@@ -126,7 +126,7 @@ def _run_in_workers(payload: dict[str, Any], ids: list[str], limits: StaticLimit
 
 def _not_run(check_id: str, message: str) -> CheckResult:
     spec = REGISTRY[check_id]
-    return CheckResult(check_id, "error", 0.0, message, severity=spec.severity, purpose=spec.purpose)
+    return CheckResult(check_id, "error", 0.0, message, severity=spec.severity, purpose=spec.title)
 
 
 def _one_worker(payload: dict[str, Any], limits: StaticLimits, stage_ends: float) -> tuple[dict[str, CheckResult], str | None]:
