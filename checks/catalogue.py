@@ -17,7 +17,8 @@ import checks.passes  # noqa: F401  (registers dbt.idempotent, tests.mutations, 
 import checks.static  # noqa: F401  (registers lint.*, dag.*, history.*)
 from checks.registry import LEGACY_IDS, REGISTRY, RENAMED_IDS, STAGES, CheckSpec, run_order, specs
 
-__all__ = ["REGISTRY", "describe", "find", "markdown", "run_order", "specs", "table"]
+__all__ = ["DOCS_DIR", "REGISTRY", "UnknownCheck", "describe", "find", "markdown", "ordered", "panel_docs", "run_order",
+           "specs", "table"]
 
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 STAGE_TITLES = {

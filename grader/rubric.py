@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from checks.registry import current_id
+from checks.registry import RENAMED_IDS, current_id
 
 RUBRIC_PATH = Path(__file__).resolve().parents[1] / "rubric.yaml"
 WEAK_LEVEL = 2  # a criterion at or below this level gets debrief questions
@@ -81,8 +81,10 @@ class Rubric:
     def validate_against_catalogue(self) -> None:
         """Every check id named here is in the catalogue, and every check of the catalogue is used
         by a criterion, a gate or `report_only` (a check nobody reads is a mistake, not a choice)."""
-        from checks.catalogue import REGISTRY, RENAMED_IDS
+        from checks.catalogue import REGISTRY  # loads every check module
 
+        if not isinstance(self.data.get("report_only") or {}, dict):
+            raise RubricError("rubric.yaml: report_only must map check ids to why they are not scored")
         named = set(self.used_checks()) | set(self.data.get("check_questions", {})) | set(self.report_only)
         unknown = sorted(named - set(REGISTRY))
         if unknown:
