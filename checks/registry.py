@@ -134,27 +134,23 @@ class CheckSpec:
 REGISTRY: dict[str, CheckSpec] = {}
 
 
-# Transitional, until the lint and dag modules declare their stage and use the new ids (the
-# engines branch): a decorator naming an old id registers the new one, and one without a stage
-# gets its family's. Delete with the last such decorator.
-_UNDECLARED_STAGE: dict[str, Stage] = {"lint": "static", "dag": "static"}
-
-
-def check(check_id: str, *, stage: Stage | None = None, severity: Severity = "error", needs: tuple[Need, ...] = (),
+def check(check_id: str, *, stage: Stage, severity: Severity = "error", needs: tuple[Need, ...] = (),
           title: str = "", why: str = "", fix: str = "", examples: Examples | None = None,
           trap: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a check in the catalogue (its family is the part of the id before the first dot).
-    `title` defaults to the docstring's first line."""
+    `title` defaults to the docstring's first line.
+
+    Transitional, until the lint and dag decorators use the new ids (the lead applies RENAMED_IDS
+    there): a decorator naming an old id registers the check under its new one."""
     check_id = current_id(check_id)
-    declared = stage or _UNDECLARED_STAGE.get(check_id.split(".", 1)[0])
-    if declared is None or declared not in STAGES:
+    if stage not in STAGES:
         raise ValueError(f"check {check_id}: unknown stage {stage!r}; one of {', '.join(STAGES)}")
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         if check_id in REGISTRY:
             raise ValueError(f"check id {check_id!r} registered twice")
         docstring = (func.__doc__ or "").strip()
-        REGISTRY[check_id] = CheckSpec(check_id, declared, func, title or docstring.split("\n", 1)[0], severity,
+        REGISTRY[check_id] = CheckSpec(check_id, stage, func, title or docstring.split("\n", 1)[0], severity,
                                        tuple(needs), why, fix, examples, trap)
         return func
 
