@@ -19,8 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from grader.dataset.schema import AIRBYTE_COLUMNS  # noqa: E402
-from grader.warehouse import EmbeddedEmulator, load_table, prepare_datasets  # noqa: E402
+from raw_layer.bigquery import load_table  # noqa: E402
+from raw_layer.schema import AIRBYTE_COLUMNS  # noqa: E402
+
+from grader.warehouse import EmbeddedEmulator, prepare_datasets  # noqa: E402
 
 SCHEMA = [("id", "STRING"), ("seq", "INT64"), ("amount", "NUMERIC"), ("is_active", "BOOL"),
           ("created_at", "TIMESTAMP"), ("confirmed_at", "DATETIME"), ("attributes", "JSON"),

@@ -12,12 +12,13 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from raw_layer.schema import EXCHANGE_RATES
+
 from checks.marts import (
     CONTRACT_TIMESTAMP_COLUMNS, MARTS, TEMPORAL_TYPES, MartProblem, ResultContext, as_date, as_decimal, jsonable,
     parse_instant, query, sample,
 )
 from checks.registry import CheckResult, Examples, check, result
-from grader.dataset.schema import EXCHANGE_RATES
 
 CENT = Decimal("0.01")
 SECOND = timedelta(seconds=1)

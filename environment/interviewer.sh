@@ -17,7 +17,7 @@ COLLECTED_MARK=.git/interviewer-collected
 compose() { docker compose "$@"; }
 
 # A one-off container from the connector image (on the stack's network, with the BigQuery client
-# and this repository's warehouse helpers) running Python code given on stdin.
+# and the raw layer's BigQuery helpers, airbyte/raw-layer) running Python code given on stdin.
 in_stack_python() {
     compose run --rm --no-deps -T --entrypoint python postgres-feed - "$@"
 }
@@ -42,7 +42,7 @@ verify() {
     echo "== a load job from another container (the path dbt seed and the Airbyte destination take)"
     in_stack_python <<'EOF' || failed=1
 import uuid
-from grader.warehouse import connect, load_table, query
+from raw_layer.bigquery import connect, load_table, query
 client = connect("http://bigquery-emulator:9050")
 dataset = f"interviewer_check_{uuid.uuid4().hex[:8]}"
 client.create_dataset(f"{client.project}.{dataset}")

@@ -1,17 +1,19 @@
 """Load a dataset's raw tables into a warehouse, in the contract's raw shape (§3).
 
 The grader never depends on the candidate's Airbyte run: it loads `raw` itself, from the
-same rows and the same raw definition (grader.dataset.raw) that the dataset writer uses.
+same rows and the same raw definition (raw_layer.airbyte) that the dataset writer and the
+exercise's Airbyte destination use.
 """
 
 from __future__ import annotations
 
 from google.cloud import bigquery
+from raw_layer.airbyte import raw_tables
+from raw_layer.bigquery import WarehouseError, load_table
+from raw_layer.schema import RAW_DATASET
 
 from grader.dataset.generator import Dataset
-from grader.dataset.raw import raw_tables
-from grader.dataset.schema import RAW_DATASET
-from grader.warehouse import WarehouseError, load_table, prepare_datasets
+from grader.warehouse import prepare_datasets
 
 
 def load_raw(client: bigquery.Client, dataset: Dataset) -> dict[str, int]:

@@ -400,9 +400,9 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
 
 
 def _replace_raw_table(client: Any, name: str, rows: list[dict[str, Any]], extracted_at: Any) -> None:
-    from grader.dataset.raw import raw_table
-    from grader.dataset.schema import RAW_DATASET, TABLES_BY_NAME
-    from grader.warehouse import load_table
+    from raw_layer.airbyte import raw_table
+    from raw_layer.bigquery import load_table
+    from raw_layer.schema import RAW_DATASET, TABLES_BY_NAME
 
     table = raw_table(TABLES_BY_NAME[name], rows, extracted_at)
     load_table(client, RAW_DATASET, table.name, table.schema, table.ndjson)

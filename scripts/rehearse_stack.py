@@ -358,9 +358,9 @@ def postgres_feed(net: Network, service: dict[str, Any]) -> dict[str, Any]:
 
 def warehouse_row_counts(net: Network) -> dict[str, int]:
     """COUNT(*) of every raw table, asked from the dbt namespace through the BigQuery client."""
-    code = ("import json; from grader.warehouse import connect, query; c = connect('%s'); "
+    code = (f"import json; from raw_layer.bigquery import connect, query; c = connect('{WAREHOUSE_URL}'); "
             "print(json.dumps({t.table_id: query(c, f'SELECT COUNT(*) AS n FROM `{c.project}.raw.{t.table_id}`')"
-            "[0]['n'] for t in c.list_tables(f'{c.project}.raw')}))" % WAREHOUSE_URL)
+            "[0]['n'] for t in c.list_tables(f'{c.project}.raw')}))")
     return json.loads(run(net.exec("dbt", [sys.executable, "-c", code]), env=base_env()).stdout)
 
 
@@ -400,7 +400,7 @@ def airflow_parse(net: Network, compose: dict[str, Any], workspace: Path, work: 
                AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db")
     result = run(net.exec("airflow-apiserver", [str(AIRFLOW_PYTHON), "-c", _DAGBAG,
                                                 str(workspace / "airflow" / "dags")]), env=env, timeout=600)
-    (line,) = [l for l in result.stdout.splitlines() if l.startswith("DAGBAG=")]
+    (line,) = [out for out in result.stdout.splitlines() if out.startswith("DAGBAG=")]
     bag = json.loads(line.removeprefix("DAGBAG="))
     if bag["errors"] or not bag["dags"]:
         raise RehearsalError(f"DAG import errors: {bag['errors'] or 'no DAG found'}")

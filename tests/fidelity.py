@@ -62,7 +62,7 @@ def load_cases(path: Path = CASES_PATH) -> tuple[dict[str, Any], list[Case]]:
 
 def prepare(client: bigquery.Client, setup: dict[str, Any]) -> None:
     """A fresh `fidelity` dataset holding the tables the cases read, loaded as the raw layer is."""
-    from grader.warehouse import load_table
+    from raw_layer.bigquery import load_table
 
     client.delete_dataset(f"{client.project}.{DATASET}", delete_contents=True, not_found_ok=True)
     client.create_dataset(f"{client.project}.{DATASET}")

@@ -5,22 +5,21 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from raw_layer.airbyte import raw_tables
+from raw_layer.money import fmt, to_usd_cents
+from raw_layer.schema import AIRBYTE_COLUMNS, TABLES
 
 from grader.dataset.files import postgres_init_files, write_dataset
 from grader.dataset.generator import (
     CANONICAL_SEED, NEW_YORK, RATES, SCALES, VARIANT_SEED, generate, is_ambiguous_or_skipped, us_dst_change_days,
 )
-from grader.dataset.money import fmt, to_usd_cents
-from grader.dataset.raw import raw_tables
-from grader.dataset.schema import AIRBYTE_COLUMNS, TABLES
 
 REPO = Path(__file__).resolve().parents[1]
-UTC = timezone.utc
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from raw_layer.bigquery import load_table, query
 
 from grader.dbt_run import (
     DbtRun,
@@ -28,7 +29,7 @@ from grader.dbt_run import (
     scrubbed_env,
     write_profile,
 )
-from grader.warehouse import load_table, prepare_datasets, query
+from grader.warehouse import prepare_datasets
 
 PROJECTS = Path(__file__).parent / "fixtures" / "dbt_projects"
 RAW_ORDERS = [

@@ -13,8 +13,10 @@ import importlib.metadata
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
+import sysconfig
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -25,11 +27,9 @@ from typing import Any
 import jsonschema
 import psycopg
 import pytest
-
-from destination_bigquery_emulator import build_context
+import yaml
 from destination_bigquery_emulator.postgres_feed import discover, feed
-from grader.dataset.generator import CANONICAL_SEED, generate
-from grader.dataset.raw import (
+from raw_layer.airbyte import (
     RawColumn,
     airbyte_record,
     airbyte_schema,
@@ -38,11 +38,16 @@ from grader.dataset.raw import (
     raw_schema,
     stream_columns,
 )
-from grader.dataset.schema import TABLES, TABLES_BY_NAME, Table
-from grader.warehouse import WarehouseError, append_table, prepare_datasets, query
+from raw_layer.bigquery import WarehouseError, append_table, query
+from raw_layer.schema import TABLES, TABLES_BY_NAME, Table
+
+from grader.dataset.generator import CANONICAL_SEED, generate
+from grader.warehouse import prepare_datasets
 from tests.postgres_server import postgres_server
 
 REPO = Path(__file__).resolve().parents[1]
+ENVIRONMENT = REPO / "environment"
+CONNECTOR_DIR = ENVIRONMENT / "airbyte" / "destination-bigquery-emulator"
 CONNECTOR = [sys.executable, "-m", "destination_bigquery_emulator.main"]
 CURSORS = {"orders": "updated_at", "payments": "created_at", "categories": "created_at"}
 
@@ -429,7 +434,7 @@ def marketplace_url():
             conn.execute("CREATE ROLE marketplace LOGIN PASSWORD 'marketplace_secret'")
             conn.execute("CREATE DATABASE marketplace OWNER marketplace")
         url = admin_url.rsplit("/", 1)[0].replace("postgres@", "marketplace@") + "/marketplace"
-        for path in sorted((REPO / "environment" / "postgres" / "init").iterdir()):
+        for path in sorted((ENVIRONMENT / "postgres" / "init").iterdir()):
             sql = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
             result = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-q", url], input=sql, capture_output=True)
             assert result.returncode == 0, result.stderr.decode()[-2000:]
@@ -468,36 +473,97 @@ def test_postgres_feed_writes_what_the_grader_loads(emulator, marketplace_url, c
 # ---------------------------------------------------------------------------------------------
 
 
-def test_the_image_build_context_is_a_current_copy():
-    src = build_context.CONTEXT / "src"
-    committed = {p.relative_to(src).as_posix(): p.read_bytes() for p in sorted(src.rglob("*"))
-                 if p.is_file() and "__pycache__" not in p.parts}
-    fresh = build_context.sources()
-    stale = sorted(path for path in fresh.keys() | committed.keys() if fresh.get(path) != committed.get(path))
-    assert not stale, f"{stale} differ: run `python -m destination_bigquery_emulator.build_context`"
+def image_build(service: str) -> tuple[Path, list[list[str]]]:
+    """A compose service's build context and the instructions of its Dockerfile (continuations joined)."""
+    build = yaml.safe_load((ENVIRONMENT / "docker-compose.yml").read_text())["services"][service]["build"]
+    context = (ENVIRONMENT / build["context"]).resolve()
+    text = (context / build.get("dockerfile", "Dockerfile")).read_text().replace("\\\n", " ")
+    return context, [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_the_connector_services_build_one_image_from_the_airbyte_folder():
+    """The destination and the no-Airbyte feed: one image, built from the folder holding both packages."""
+    services = yaml.safe_load((ENVIRONMENT / "docker-compose.yml").read_text())["services"]
+    builds = {name: services[name]["build"] for name in ("destination-bigquery-emulator", "postgres-feed")}
+    assert all(b == {"context": "./airbyte", "dockerfile": "destination-bigquery-emulator/Dockerfile"}
+               for b in builds.values()), builds
+    assert services["destination-bigquery-emulator"]["image"] == services["postgres-feed"]["image"]
 
 
 def test_the_image_pins_the_versions_the_tests_run():
-    lines = (build_context.CONTEXT / "requirements.txt").read_text().splitlines()
+    lines = (CONNECTOR_DIR / "requirements.txt").read_text().splitlines()
     pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
     assert {name.split("[")[0]: version for name, version in pins.items()} == {
         name: importlib.metadata.version(name) for name in ("airbyte-cdk", "google-cloud-bigquery", "psycopg")}
-    dockerfile = (build_context.CONTEXT / "Dockerfile").read_text()
-    assert "COPY src/ ./" in dockerfile and "COPY requirements.txt" in dockerfile
+    _, instructions = image_build("destination-bigquery-emulator")
+    runs = [" ".join(i[1:]) for i in instructions if i[0] == "RUN"]
+    assert runs[0].endswith("-r requirements.txt"), runs  # the pins first; the packages find them installed
 
 
-def test_the_image_build_context_runs_on_its_own(tmp_path):
-    """With only src/ on the path (no repository), the copy imports from itself and prints the spec."""
-    src = build_context.CONTEXT / "src"
-    code = ("import sys, grader.dataset.raw, grader.warehouse, destination_bigquery_emulator.postgres_feed as f; "
-            "print(grader.dataset.raw.__file__, grader.warehouse.__file__, f.__file__); "
+def test_the_image_installs_from_its_build_context_alone(tmp_path):
+    """Replays the Dockerfile's COPY and pip install steps on a copy of the build context only.
+
+    What the image installs (the raw layer and the connector, from their folders in environment/)
+    must import from that install, not from this repository, and print the spec. Third-party
+    packages come from this interpreter's site-packages (their pins are the test above); with
+    `python -S` nothing else of this environment, editable installs included, is on the path.
+    """
+    context, instructions = image_build("destination-bigquery-emulator")
+    ignored = [line.strip().removeprefix("**/") for line in (context / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    root = tmp_path / "image"
+    site = tmp_path / "site-packages"
+    workdir = root
+    installed = []
+    for keyword, *args in instructions:
+        if keyword == "WORKDIR":
+            workdir = root / args[0].lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif keyword == "COPY":
+            source, target = context / args[0], workdir / args[1]
+            assert source.exists() and source.resolve().is_relative_to(context), f"COPY {args[0]}: not in {context}"
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns(*ignored))
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, target / source.name)
+        elif keyword == "RUN" and args[:2] == ["pip", "install"]:
+            packages = [a for a in args[2:] if not a.startswith("-")]
+            if "-r" in args:
+                assert (workdir / args[args.index("-r") + 1]).is_file()
+                continue
+            result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                                     "--no-deps", "--no-build-isolation", "--no-cache-dir", "--target", str(site),
+                                     *packages], cwd=workdir, capture_output=True, text=True, timeout=300)
+            assert result.returncode == 0, result.stderr[-3000:]
+            installed += packages
+    assert installed == ["./raw-layer", "./destination-bigquery-emulator"]
+
+    third_party = sysconfig.get_paths()["purelib"]
+    code = ("import sys, raw_layer.airbyte as r, raw_layer.bigquery as b, destination_bigquery_emulator.postgres_feed as f; "
+            "print(r.__file__, b.__file__, f.__file__); "
             "from destination_bigquery_emulator.main import main; sys.argv[1:] = ['spec']; main()")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"})
+    result = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{site}:{third_party}",
+                                              "PYTHONDONTWRITEBYTECODE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     files, spec = result.stdout.splitlines()
-    assert all(Path(f).is_relative_to(src) for f in files.split())
+    assert all(Path(f).is_relative_to(site) for f in files.split()), files
     assert json.loads(spec)["type"] == "SPEC"
+
+
+@pytest.mark.slow
+def test_the_interviewers_verify_probe_runs_on_the_raw_layer(emulator, config):
+    """interviewer.sh verify's Python, run in the connector image, against the emulator: a load job and counts."""
+    script = (ENVIRONMENT / "interviewer.sh").read_text()
+    verify = script[script.index("verify() {"):script.index("preload() {")]
+    probe = verify.split("in_stack_python <<'EOF'", 1)[1].split("\n", 1)[1].split("\nEOF\n", 1)[0]
+    assert "from raw_layer.bigquery import" in probe
+    result = subprocess.run([sys.executable, "-c", probe.replace("http://bigquery-emulator:9050", config["endpoint"])],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "probe from the postgres-feed container: 2 rows, OK" in result.stdout
+    assert "datasets: marts, raw, staging" in result.stdout
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from grader.dataset.schema import EXCHANGE_RATES, TABLES
+from raw_layer.schema import EXCHANGE_RATES, TABLES
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_DIR = REPO / "environment"
@@ -182,6 +181,29 @@ def test_built_images_pin_what_the_grader_runs():
         assert ":" in first and not first.endswith(":latest"), (folder, first)
 
 
+def test_every_image_builds_from_its_own_folder_in_the_environment():
+    """environment/ is handed out alone: what a Dockerfile copies must be inside its build context there."""
+    problems, built = [], 0
+    for name, service in _load_compose()["services"].items():
+        build = service.get("build")
+        if not build:
+            continue
+        built += 1
+        context = (ENV_DIR / build["context"]).resolve()
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        if not context.is_relative_to(ENV_DIR) or not dockerfile.is_file():
+            problems.append(f"{name}: no {dockerfile} inside {ENV_DIR}")
+            continue
+        for line in dockerfile.read_text().replace("\\\n", " ").splitlines():
+            keyword, *args = line.split() or [""]
+            if keyword in ("COPY", "ADD"):
+                for source in [a for a in args[:-1] if not a.startswith("--")]:
+                    path = (context / source).resolve()
+                    if not path.is_relative_to(context) or not path.exists():
+                        problems.append(f"{name}: {keyword} {source} is not in its build context {context}")
+    assert built >= 5 and not problems, "\n".join(problems)
+
+
 # ---------------------------------------------------------------------------------------------
 # (b) the starter dbt project
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +357,7 @@ def test_starter_dag_loads_with_airflow(tmp_path):
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )
     assert result.returncode == 0, f"DagBag run failed:\n{result.stdout}\n{result.stderr}"
-    lines = [l for l in result.stdout.splitlines() if l.startswith("DAGBAG_JSON=")]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("DAGBAG_JSON=")]
     assert lines, f"no DagBag output:\n{result.stdout}\n{result.stderr}"
     bag = json.loads(lines[-1].removeprefix("DAGBAG_JSON="))
     assert bag["import_errors"] == {}, bag["import_errors"]

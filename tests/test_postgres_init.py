@@ -9,9 +9,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from raw_layer.schema import TABLES
 
 from grader.dataset.generator import CANONICAL_SEED, generate
-from grader.dataset.schema import TABLES
 from tests.postgres_server import postgres_server
 
 INIT = Path(__file__).resolve().parents[1] / "environment" / "postgres" / "init"

@@ -10,10 +10,9 @@ without a manifest (the grader's path when dbt cannot parse the project), in a s
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -45,13 +44,30 @@ def _workspace(root: Path, spec: CheckSpec, kind: str) -> Path:
     return root
 
 
-def _dbt_parse(project: Path) -> dict:
-    """The manifest of a real `dbt parse` (offline; no warehouse is contacted)."""
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
-    dbt = Path(sys.executable).parent / "dbt"
-    done = subprocess.run([str(dbt), "parse", "--profiles-dir", str(project), "--no-partial-parse"], cwd=project,
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"dbt parse failed on the example:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
+@functools.cache
+def _handout_parse_state(scratch: Path) -> Path:
+    """dbt's partial-parse state of the untouched handout: each example starts from it, so dbt
+    re-parses only the files the example changes (0.6 s instead of 7 s a parse, measured)."""
+    project = scratch / "handout"
+    shutil.copytree(HANDOUT_DBT, project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    _invoke_parse(project)
+    return project / "target" / "partial_parse.msgpack"
+
+
+def _invoke_parse(project: Path) -> None:
+    """A real `dbt parse` (offline; no warehouse is contacted), run in this process."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1")
+    done = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project), "--quiet"])
+    assert done.success, f"dbt parse failed on the example: {done.exception}"
+
+
+def _dbt_parse(project: Path, scratch: Path) -> dict:
+    """The manifest of the example's project."""
+    (project / "target").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_handout_parse_state(scratch), project / "target" / "partial_parse.msgpack")
+    _invoke_parse(project)
     manifest = load_manifest(project / "target" / "manifest.json")
     assert manifest is not None
     return manifest
@@ -69,11 +85,11 @@ def _params(with_manifest: bool) -> list:
 
 
 @pytest.mark.parametrize(("spec", "kind"), _params(with_manifest=True))
-def test_each_static_rule_fails_its_bad_example_and_passes_its_good_one(tmp_path: Path, spec: CheckSpec,
-                                                                       kind: str) -> None:
+def test_each_static_rule_fails_its_bad_example_and_passes_its_good_one(tmp_path: Path, spec: CheckSpec, kind: str,
+                                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
     root = _workspace(tmp_path / "ws", spec, kind)
     project = root / "dbt" if _needs_dbt(spec) else None
-    manifest = _dbt_parse(project) if project is not None else None
+    manifest = _dbt_parse(project, tmp_path_factory.getbasetemp()) if project is not None else None
     airflow = AIRFLOW_PYTHON if spec.id in OWN_PROCESS_CHECKS else None
     if airflow is not None and not airflow.exists():
         pytest.fail(f"{airflow} is missing: {spec.id} runs Airflow's own loader (see tests/test_dag.py)")

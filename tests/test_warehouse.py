@@ -18,17 +18,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from raw_layer.bigquery import load_table, query
+from raw_layer.schema import DATASETS
 
-from grader.dataset.schema import DATASETS
 from grader.sandbox import signals_deferred
 from grader.warehouse import (
     EmbeddedEmulator,
     UrlWarehouse,
     WarehouseError,
-    load_table,
     open_warehouse,
     prepare_datasets,
-    query,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,9 +17,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from raw_layer.airbyte import raw_tables
+
 from grader.dataset.generator import Dataset
 from grader.dataset.postgres import data_sql, load_time_sql, schema_sql
-from grader.dataset.raw import raw_tables
 from grader.dataset.truth import iso
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from grader.dataset.money import Cents, to_usd_cents
+from raw_layer.money import Cents, to_usd_cents
+
 from grader.dataset.truth import build_truth
 
-UTC = timezone.utc
 NEW_YORK = ZoneInfo("America/New_York")
 
 CANONICAL_SEED = 42

@@ -11,8 +11,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from grader.dataset.money import fmt
-from grader.dataset.schema import TABLES, Table
+from raw_layer.money import fmt
+from raw_layer.schema import TABLES, Table
 
 FOREIGN_KEYS = {
     ("categories", "parent_id"): "categories",

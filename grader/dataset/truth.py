@@ -8,10 +8,10 @@ generated rows. JSON-ready: money as decimal strings, instants as ISO-8601 UTC s
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from grader.dataset.money import fmt, to_usd_cents
+from raw_layer.money import fmt, to_usd_cents
 
 GMV_STATUSES = ("confirmed", "processing", "shipped", "delivered")
 
@@ -19,7 +19,7 @@ GMV_STATUSES = ("confirmed", "processing", "shipped", "delivered")
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_truth(rows: dict[str, list[dict[str, Any]]], extracted_at: datetime, planted: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def build_truth(rows: dict[str, list[dict[str, Any]]], extracted_at: datetime, p
         if order["status"] not in GMV_STATUSES:
             continue
         usd = to_usd_cents(item["total_price"], item["currency"])
-        key = (order["created_at"].astimezone(timezone.utc).date().isoformat(), order["shipping_country"],
+        key = (order["created_at"].astimezone(UTC).date().isoformat(), order["shipping_country"],
                top_level(product_by_id[item["product_id"]]["category_id"]))
         cell = daily.setdefault(key, {"gmv_cents": 0, "orders": set(), "items": 0})
         cell["gmv_cents"] += usd

@@ -46,9 +46,8 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud import bigquery
-
-from grader.dataset.raw import airbyte_record, airbyte_schema, stream_columns, to_ndjson
-from grader.warehouse import WarehouseError, append_table, deduplicate, load_table, query
+from raw_layer.airbyte import airbyte_record, airbyte_schema, stream_columns, to_ndjson
+from raw_layer.bigquery import WarehouseError, append_table, deduplicate, load_table, query
 
 logger = logging.getLogger("airbyte")
 

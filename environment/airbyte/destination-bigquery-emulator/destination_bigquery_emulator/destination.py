@@ -28,10 +28,10 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from google.api_core.exceptions import GoogleAPIError
 from google.cloud import bigquery
+from raw_layer.bigquery import WarehouseError, connect, load_table
 
 from destination_bigquery_emulator.config import CONNECTION_SPECIFICATION, settings
 from destination_bigquery_emulator.streams import SUPPORTED_SYNC_MODES, Sync
-from grader.warehouse import WarehouseError, connect, load_table
 
 
 class DestinationBigqueryEmulator(Destination):

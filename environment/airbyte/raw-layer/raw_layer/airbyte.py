@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable, Iterable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
-from grader.dataset.money import fmt
-from grader.dataset.schema import AIRBYTE_COLUMNS, TABLES, TABLES_BY_NAME, Table, bq_type_for
+from raw_layer.money import fmt
+from raw_layer.schema import AIRBYTE_COLUMNS, TABLES, TABLES_BY_NAME, Table, bq_type_for
 
 _RAW_ID_NAMESPACE = uuid.UUID("6f1c7a52-8d1e-4c55-9a3b-2f0c1d7e9b10")
 GENERATION_ID = 1
@@ -103,7 +104,7 @@ def raw_schema(table: Table) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------------------------------------
 # Values: how a typed column holds a value in a newline-delimited JSON load (see
-# grader.warehouse.load_table for what the emulator takes)
+# raw_layer.bigquery.load_table for what the emulator takes)
 # ---------------------------------------------------------------------------------------------
 
 _NUMERIC_SCALE = Decimal("1e-9")  # BigQuery NUMERIC: 38 digits, 9 of them after the point
@@ -122,7 +123,7 @@ def _numeric(value: Any) -> str:
         raise ValueError(f"not a number: {value!r}") from None
     if not number.is_finite():
         raise ValueError(f"not a finite number: {value!r}")
-    if number.as_tuple().exponent < -9:
+    if int(number.as_tuple().exponent) < -9:  # finite: the exponent is a number
         number = number.quantize(_NUMERIC_SCALE, rounding=ROUND_HALF_UP)
     if abs(number) >= _NUMERIC_LIMIT:
         raise ValueError(f"out of NUMERIC range: {value!r}")

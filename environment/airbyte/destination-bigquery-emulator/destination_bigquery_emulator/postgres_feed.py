@@ -68,7 +68,7 @@ def json_value(value: Any, udt_name: str) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):  # a JSON number; NUMERIC(p, 0) values are integers
-        return int(value) if value.as_tuple().exponent >= 0 else float(value)
+        return int(value) if int(value.as_tuple().exponent) >= 0 else float(value)
     if isinstance(value, UUID):
         return str(value)
     return value
@@ -156,6 +156,8 @@ def feed(postgres_url: str, config: dict[str, Any], tables: list[str] | None = N
             [sys.executable, "-m", "destination_bigquery_emulator.main", "write",
              "--config", f"{tmp}/config.json", "--catalog", f"{tmp}/catalog.json"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        stdin = connector.stdin
+        assert stdin is not None, "stdin=PIPE"
         states: list[str] = []
         relay = threading.Thread(target=_relay, args=(connector.stdout, states, out), daemon=True)
         relay.start()
@@ -168,22 +170,22 @@ def feed(postgres_url: str, config: dict[str, Any], tables: list[str] | None = N
                 if stream["source_defined_primary_key"]:
                     query += sql.SQL(" ORDER BY {}").format(
                         sql.SQL(", ").join(sql.Identifier(k[0]) for k in stream["source_defined_primary_key"]))
-                connector.stdin.write(_status(table, "STARTED"))
+                stdin.write(_status(table, "STARTED"))
                 rows = 0
                 with conn.cursor(name=f"feed_{table}") as cursor:
                     cursor.itersize = 5000
                     for row in cursor.execute(query):
                         data = {n: json_value(v, u) for n, v, u in zip(names, row, udt_names)}
                         record = {"stream": table, "data": data, "emitted_at": emitted_at}
-                        connector.stdin.write(_message("RECORD", record))
+                        stdin.write(_message("RECORD", record))
                         rows += 1
-                connector.stdin.write(_message("STATE", {"type": "STREAM", "stream": {
+                stdin.write(_message("STATE", {"type": "STREAM", "stream": {
                     "stream_descriptor": {"name": table}, "stream_state": {"full_refresh": True, "rows": rows}},
                     "sourceStats": {"recordCount": rows}}))
-                connector.stdin.write(_status(table, "COMPLETE"))
+                stdin.write(_status(table, "COMPLETE"))
                 out.write(f"{table}: {rows} rows sent\n")
                 sent += rows
-            connector.stdin.close()
+            stdin.close()
         except BrokenPipeError:
             pass  # the connector stopped: its error is in the relayed output
         except BaseException:  # a source error or Ctrl-C: stop the connector before it sees end of input

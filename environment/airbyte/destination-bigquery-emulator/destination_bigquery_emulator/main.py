@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 
@@ -13,7 +14,8 @@ from destination_bigquery_emulator.destination import DestinationBigqueryEmulato
 def main() -> None:
     # Logs as Airbyte LOG messages on stdout, line by line, in order with the messages `run` prints:
     # this replaces the CDK's root handler, whose buffer is flushed only by sources' entry point.
-    sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(AirbyteLogFormatter())
     logging.basicConfig(handlers=[handler], level=logging.INFO, force=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from grader.dataset.schema import EXCHANGE_RATES
+from raw_layer.schema import EXCHANGE_RATES
 
 Cents = int
 

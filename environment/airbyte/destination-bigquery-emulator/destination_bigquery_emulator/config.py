@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from grader.dataset.schema import RAW_DATASET, RAW_PROJECT
+from raw_layer.schema import RAW_DATASET, RAW_PROJECT
 
 DEFAULTS = {"endpoint": "http://bigquery-emulator:9050", "project_id": RAW_PROJECT, "dataset_id": RAW_DATASET,
             "batch_size": 10_000}
