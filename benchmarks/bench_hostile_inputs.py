@@ -127,7 +127,7 @@ def measure(case: str, tmp: Path) -> dict:
         # the largest process it waited for: the static worker, or a git command
         "children_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
         "statuses": {r.id: r.status for r in wanted
-                     if r.status == "error" or case == "history" or r.id == "lint.not_analysed"},
+                     if r.status == "error" or case == "history" or r.id == "lint.models_analysed"},
     }
 
 

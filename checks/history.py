@@ -11,9 +11,8 @@ import re
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from checks.registry import CheckResult, check
+from checks.registry import CheckResult, check, result
 from checks.static_context import StaticContext, read_text, walk_files
 
 # The exercise's own handout: never counted as the candidate's writing.
@@ -112,24 +111,22 @@ def _when(c: dict) -> datetime | None:
         return None
 
 
-def _result(cid: str, status: str, score: float, message: str, **ev: Any) -> CheckResult:
-    return CheckResult(cid, status, max(0.0, min(1.0, score)), message, evidence=ev)  # type: ignore[arg-type]
-
-
-@check("history.commits", severity="info")
+@check("history.commits", stage="history", needs=("history",), severity="info",
+       title="Commits over the session: how many, how spaced, how many say what changed",
+       why="Small commits with messages that say what changed show how the candidate worked through the session "
+           "and make their reasoning reviewable; one commit at the end hides both. Informational: it informs the "
+           "discussion and the debugging criterion, never a verdict alone.",
+       fix="Commit each working step (a model, its tests, a fix) with a subject that names the change, e.g. "
+           "\"stg_payments: keep the first delivery per event_id\", not \"wip\" or \"fix\".")
 def commits(ctx: StaticContext) -> CheckResult:
-    """Commits over the session: how many, how spaced, how many say what changed."""
-    cid = "history.commits"
     cs = ctx.commits
-    if not cs:
-        return _result(cid, "skipped", 0.0, "skipped: the workspace has no git history")
     times = [t for t in (_when(c) for c in cs) if t is not None]
     gaps = [(b - a).total_seconds() / 60 for a, b in zip(times, times[1:])]
     good = [c for c in cs if meaningful_message(c.get("message", ""))]
     share = len(good) / len(cs)
     span = (times[-1] - times[0]).total_seconds() / 60 if len(times) > 1 else 0.0
     score = 0.5 * min(1.0, len(cs) / 6) + 0.5 * share
-    status = "pass" if len(cs) >= 3 and share >= 0.5 else "fail"
+    passed = len(cs) >= 3 and share >= 0.5
     weak = [
         c.get("message", "").strip().splitlines()[0][:80] if c.get("message", "").strip() else "(empty)"
         for c in cs
@@ -141,11 +138,7 @@ def commits(ctx: StaticContext) -> CheckResult:
         if gaps
         else f"{len(cs)} commit(s); "
     ) + f"{len(good)}/{len(cs)} meaningful messages"
-    return _result(
-        cid,
-        status,
-        score,
-        msg,
+    return result("pass" if passed else "fail", msg, score=score, evidence=dict(
         count=len(cs),
         span_minutes=round(span, 1),
         median_gap_minutes=round(statistics.median(gaps), 1) if gaps else None,
@@ -164,7 +157,7 @@ def commits(ctx: StaticContext) -> CheckResult:
             for c in cs[:MAX_LISTED]
         ],
         commits_omitted=max(0, len(cs) - MAX_LISTED),
-    )
+    ))
 
 
 def _files_changed(c: dict) -> int | None:
@@ -209,13 +202,16 @@ def _handout_paths(ctx: StaticContext) -> frozenset[str]:
     return ctx.cached("history.handout_paths", build)
 
 
-@check("history.tests_early", severity="info")
+@check("history.tests_early", stage="history", needs=("history",), severity="info",
+       title="dbt tests (schema or data tests) arrived while building, not only in the last quarter of the commits",
+       why="Tests written beside the models catch the traps while the candidate still works on them; tests added "
+           "at the very end were written to be shown, not used. Needs at least four commits to tell.",
+       fix="Add the key, not_null, relationships and business-rule tests in the same commit as the model they "
+           "protect (or the next), before moving on to the next layer.")
 def tests_early(ctx: StaticContext) -> CheckResult:
-    """dbt tests (schema or data tests) arrived while building, not only in the last quarter of the commits."""
-    cid = "history.tests_early"
     cs = ctx.commits
     if len(cs) < 4:
-        return _result(cid, "skipped", 0.0, f"skipped: {len(cs)} commit(s) are too few to tell when tests arrived")
+        return result("skipped", f"skipped: {len(cs)} commit(s) are too few to tell when tests arrived")
     touching: list[tuple[int, str, list[str]]] = []
     for i, c in enumerate(cs):
         files = [str(f) for f in c.get("files") or []]
@@ -233,20 +229,17 @@ def tests_early(ctx: StaticContext) -> CheckResult:
         "test_commits_omitted": max(0, len(touching) - MAX_LISTED),
     }
     if not touching:
-        return _result(cid, "fail", 0.0, f"no commit among {n} adds dbt tests", **ev)
+        return result("fail", f"no commit among {n} adds dbt tests", evidence=ev)
     first = touching[0][0]
     early = first < cutoff
     share = len(touching) / n
     if early:
-        return _result(
-            cid, "pass", 1.0, f"first tests in commit {first + 1}/{n}; {len(touching)} commit(s) touch tests", **ev
-        )
-    return _result(
-        cid,
+        return result("pass", f"first tests in commit {first + 1}/{n}; {len(touching)} commit(s) touch tests",
+                      evidence=ev)
+    return result(
         "fail",
-        0.5,
         f"tests arrived only at the end: first in commit {first + 1}/{n} (share of commits touching tests {share:.0%})",
-        **ev,
+        score=0.5, evidence=ev,
     )
 
 
@@ -366,10 +359,14 @@ def _own_text(ctx: StaticContext, text: str) -> str:
     return "\n".join("" if (ln.strip() in handout or _HANDOUT_LINE.search(ln)) else ln for ln in text.splitlines())
 
 
-@check("history.decisions_doc", severity="info")
+@check("history.decisions_doc", stage="history", severity="info",
+       title="A written account of the traps and decisions exists and covers each trap (duplicates, timezone, "
+             "soft deletes, NULL country, late timestamps, currency)",
+       why="The panel and the next engineer need to know which data problems were found and what was decided "
+           "about each; a fix nobody wrote down is rediscovered (or undone) later.",
+       fix="Write docs/DECISIONS.md (or model and column descriptions) naming each trap found, how it is handled "
+           "and why, e.g. \"payments: webhook replays share event_id; stg_payments keeps the first delivery\".")
 def decisions_doc(ctx: StaticContext) -> CheckResult:
-    """A written account of the traps and decisions exists and covers each trap (duplicates, timezone, soft deletes, NULL country, late timestamps, currency)."""
-    cid = "history.decisions_doc"
     sources = _doc_sources(ctx)
     coverage: dict[str, list[dict]] = {k: [] for k in TRAPS}
     for where, text in sources:
@@ -398,14 +395,10 @@ def decisions_doc(ctx: StaticContext) -> CheckResult:
         "decision_files_omitted": max(0, len(decision_files) - MAX_LISTED),
     }
     if not sources:
-        return _result(
-            cid, "fail", 0.0, "no written account found (no docs changed by the candidate, no model descriptions)", **ev
-        )
-    status = "pass" if score >= INFO_PASS else "fail"
-    return _result(
-        cid,
-        status,
-        score,
+        return result("fail", "no written account found (no docs changed by the candidate, no model descriptions)",
+                      evidence=ev)
+    return result(
+        "pass" if score >= INFO_PASS else "fail",
         f"{len(covered)}/{len(TRAPS)} traps covered" + (f"; missing: {', '.join(missing)}" if missing else ""),
-        **ev,
+        score=score, evidence=ev,
     )

@@ -1,4 +1,6 @@
-"""Checks that rebuild the candidate's project: idempotency, generalisation, and mutation testing.
+"""Checks that rebuild the candidate's project: idempotency, mutation testing and generalisation,
+declared in the order the pipeline runs them (dbt.generalises replaces the raw layer with
+another dataset, so it comes last).
 
 They catch what one build cannot: marts that change on a rerun (dbt.idempotent), answers
 written for the canonical data (dbt.generalises), and tests that would not notice a broken
@@ -12,10 +14,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
+import checks.results  # noqa: F401  (registers the result checks dbt.generalises runs again)
 from checks.marts import MARTS, MartProblem, ResultContext, jsonable
-from checks.registry import REGISTRY, CheckResult, check, run_check
+from checks.registry import CheckResult, Examples, check, result, run_check, run_order
 from grader.dataset.generator import Dataset
 
 
@@ -33,6 +37,10 @@ class PassContext:
     canonical_checks: list[CheckResult] = field(default_factory=list)
     progress: Callable[[str], None] = lambda message: None
 
+    def unmet_needs(self) -> dict[str, str]:
+        """Nothing to rebuild from without a manifest (dbt could not parse the project)."""
+        return {"manifest": "dbt produced no manifest"} if self.results.manifest is None else {}
+
 
 def mart_fingerprints(ctx: ResultContext) -> dict[str, dict[str, Any]]:
     """Row count and a content hash of every mart that exists, independent of row order."""
@@ -49,13 +57,25 @@ def mart_fingerprints(ctx: ResultContext) -> dict[str, dict[str, Any]]:
     return prints
 
 
-@check("dbt.idempotent")
+@check("dbt.idempotent", stage="rebuild", needs=("manifest",),
+       title="A second dbt build on the same data leaves every mart unchanged (row count and content)",
+       why="Schedulers retry and backfill: a build that appends rows again, or stamps the wall clock into its "
+           "data, changes the marts each time it runs, so the numbers depend on how often it ran.",
+       fix="Make every model a function of its inputs: tables rebuilt whole, or incremental models that merge on "
+           "a unique_key and filter new rows with is_incremental(); no current_timestamp() in business columns.",
+       examples=Examples(
+           bad={"models/marts/fct_payments.sql": "{{ config(materialized='incremental') }}\n"
+                                                 "select * from {{ ref('stg_payments') }}"},
+           good={"models/marts/fct_payments.sql": "{{ config(materialized='incremental', unique_key='event_id', "
+                                                  "incremental_strategy='merge') }}\n"
+                                                  "select * from {{ ref('stg_payments') }}\n"
+                                                  "{% if is_incremental() %}\nwhere event_timestamp > "
+                                                  "(select max(event_timestamp) from {{ this }})\n{% endif %}"}))
 def dbt_idempotent(ctx: PassContext) -> CheckResult:
-    """A second dbt build on the same data leaves every mart unchanged (row count and content)."""
     before = mart_fingerprints(ctx.results)
     if not before:
-        return CheckResult("dbt.idempotent", "fail", 0.0, "no mart was built, so nothing shows the build is idempotent",
-                           {"marts_looked_for": list(MARTS), "observed": False})
+        return result("fail", "no mart was built, so nothing shows the build is idempotent",
+                      evidence={"marts_looked_for": list(MARTS), "observed": False})
     ctx.progress("dbt.idempotent: second dbt build on the same data")
     second = ctx.rebuild(["build"], "idempotent")
     after = mart_fingerprints(ctx.results)
@@ -64,40 +84,9 @@ def dbt_idempotent(ctx: PassContext) -> CheckResult:
                 "before": before, "after": after, "second_build": {"status": second.status, "nodes": second.nodes}}
     if changed:
         details = ", ".join(f"{m} ({before[m]['rows']} -> {after.get(m, {}).get('rows', 'missing')} rows)" for m in changed)
-        return CheckResult("dbt.idempotent", "fail", 1 - len(changed) / len(before),
-                           f"{len(changed)} mart(s) changed on a rerun: {details}", evidence)
-    return CheckResult("dbt.idempotent", "pass", 1.0, f"{len(before)} marts identical after a second build", evidence)
-
-
-@check("dbt.generalises")
-def dbt_generalises(ctx: PassContext) -> CheckResult:
-    """The result checks that pass on the canonical data also pass on the variant dataset (other ids and values)."""
-    from checks.results import RESULT_CHECKS
-
-    canonical = {c.id: c for c in ctx.canonical_checks if c.id in RESULT_CHECKS}
-    passed = sorted(i for i, c in canonical.items() if c.status == "pass")
-    if not passed:
-        return CheckResult("dbt.generalises", "fail", 0.0,
-                           "no result check passed on the canonical data, so nothing can generalise",
-                           {"canonical": {i: c.status for i, c in canonical.items()}})
-    variant = ctx.variant()
-    ctx.progress(f"dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
-    ctx.load_dataset(variant)
-    run = ctx.rebuild(["build", "--full-refresh"], "variant")  # another world: incremental state must not carry over
-    variant_ctx = ResultContext(ctx.results.client, ctx.results.manifest, variant.truth, label=f"seed {variant.seed}")
-    outcome = {i: run_check(REGISTRY[i], variant_ctx) for i in RESULT_CHECKS}
-    regressed = [i for i in passed if outcome[i].status != "pass"]
-    evidence = {
-        "variant_seed": variant.seed, "variant_build": {"status": run.status, "nodes": run.nodes},
-        "checks": {i: {"canonical": canonical[i].status if i in canonical else None, "variant": outcome[i].status,
-                       "variant_message": outcome[i].message} for i in RESULT_CHECKS},
-    }
-    if regressed:
-        return CheckResult("dbt.generalises", "fail", 1 - len(regressed) / len(passed),
-                           f"{len(regressed)} check(s) pass on the canonical data but fail on the variant: "
-                           f"{', '.join(regressed)} (answers fitted to the canonical data?)", evidence)
-    return CheckResult("dbt.generalises", "pass", 1.0,
-                       f"all {len(passed)} passing result checks also pass on the variant dataset", evidence)
+        return result("fail", f"{len(changed)} mart(s) changed on a rerun: {details}",
+                      score=1 - len(changed) / len(before), evidence=evidence)
+    return result("pass", f"{len(before)} marts identical after a second build", evidence=evidence)
 
 
 # --- mutation testing ------------------------------------------------------------------
@@ -238,14 +227,26 @@ def _test_statuses(run: Any) -> dict[str, str]:
     return {r.unique_id: r.status for r in run.results if r.resource_type in ("test", "unit_test")}
 
 
-@check("tests.mutations")
+@check("tests.mutations", stage="rebuild", needs=("manifest",),
+       title="Share of defects planted in the raw data that the candidate's own tests catch",
+       why="Tests exist to notice broken data before it reaches a dashboard. Each defect is planted in the raw "
+           "layer one at a time; a defect no test notices would have reached the marts unnoticed.",
+       fix="Test keys (unique, not_null), relationships and accepted values, and the business rules of this data: "
+           "one row per event_id, totals that add up, items in their order's currency, tier periods that do "
+           "not overlap.",
+       examples=Examples(
+           bad={"models/staging/_staging.yml": "version: 2\nmodels:\n  - name: stg_orders\n"},
+           good={"models/staging/_staging.yml": "version: 2\nmodels:\n  - name: stg_orders\n    columns:\n"
+                                                "      - name: order_id\n        data_tests: [unique, not_null]\n"
+                                                "      - name: status\n        data_tests:\n"
+                                                "          - accepted_values:\n              arguments:\n"
+                                                "                values: [pending, confirmed, processing, shipped, "
+                                                "delivered, cancelled, refunded]\n"}))
 def tests_mutations(ctx: PassContext) -> CheckResult:
-    """Share of defects planted in the raw data that the candidate's own tests catch."""
     clean = {t: s for t, s in _test_statuses(ctx.baseline).items() if s == "pass"}
     if not clean:
-        return CheckResult("tests.mutations", "fail", 0.0,
-                           "no test passed on the clean data, so no planted defect can be caught",
-                           {"mutations": [m.description for m in MUTATIONS]})
+        return result("fail", "no test passed on the clean data, so no planted defect can be caught",
+                      evidence={"mutations": [m.description for m in MUTATIONS]})
     outcomes = []
     for number, mutation in enumerate(MUTATIONS, start=1):
         watching = tests_downstream(ctx.results.manifest, mutation.table)
@@ -277,7 +278,44 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
                           "that passed on clean data fails (or warns, when declared severity: warn)",
                 "tests_passing_on_clean_data": len(clean),
                 "mutations": outcomes}
-    return CheckResult("tests.mutations", "pass" if share >= 0.75 else "fail", share, message, evidence)
+    return result("pass" if share >= 0.75 else "fail", message, score=share, evidence=evidence)
 
 
-PASS_ORDER = ("dbt.idempotent", "tests.mutations", "dbt.generalises")
+@check("dbt.generalises", stage="rebuild", needs=("manifest",),
+       title="The result checks that pass on the canonical data also pass on the variant dataset (other ids and "
+             "values)",
+       why="A project fitted to the data it was shown (a list of replayed ids, a count, a date) passes on that "
+           "data and breaks on tomorrow's; a second dataset with other ids and values exposes it.",
+       fix="Derive every rule from what the data means (event_id, deleted_at, the rate table), never from the "
+           "particular ids or values seen in the sample.",
+       examples=Examples(
+           bad={"models/staging/stg_payments.sql": "select * from {{ source('raw', 'payments') }}\n"
+                                                   "where id not in ('9f1c...', '03ab...')  -- the replays seen"},
+           good={"models/staging/stg_payments.sql": "select * from {{ source('raw', 'payments') }}\n"
+                                                    "qualify row_number() over (partition by event_id "
+                                                    "order by event_timestamp, id) = 1"}))
+def dbt_generalises(ctx: PassContext) -> CheckResult:
+    judged = [spec.id for spec in run_order("result")]
+    canonical = {c.id: c for c in ctx.canonical_checks if c.id in judged}
+    passed = sorted(i for i, c in canonical.items() if c.status == "pass")
+    if not passed:
+        return result("fail", "no result check passed on the canonical data, so nothing can generalise",
+                      evidence={"canonical": {i: c.status for i, c in canonical.items()}})
+    variant = ctx.variant()
+    ctx.progress(f"dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
+    ctx.load_dataset(variant)
+    run = ctx.rebuild(["build", "--full-refresh"], "variant")  # another world: incremental state must not carry over
+    variant_ctx = ResultContext(ctx.results.client, ctx.results.manifest, variant.truth, label=f"seed {variant.seed}")
+    outcome = {spec.id: run_check(spec, variant_ctx) for spec in run_order("result")}
+    regressed = [i for i in passed if outcome[i].status != "pass"]
+    evidence = {
+        "variant_seed": variant.seed, "variant_build": {"status": run.status, "nodes": run.nodes},
+        "checks": {i: {"canonical": canonical[i].status if i in canonical else None, "variant": outcome[i].status,
+                       "variant_message": outcome[i].message} for i in judged},
+    }
+    if regressed:
+        return result("fail", f"{len(regressed)} check(s) pass on the canonical data but fail on the variant: "
+                              f"{', '.join(regressed)} (answers fitted to the canonical data?)",
+                      score=1 - len(regressed) / len(passed), evidence=evidence)
+    return result("pass", f"all {len(passed)} passing result checks also pass on the variant dataset",
+                  evidence=evidence)

@@ -18,34 +18,48 @@ from checks.marts import (
     CONTRACT_TIMESTAMP_COLUMNS, MARTS, TEMPORAL_TYPES, MartProblem, ResultContext, as_date, as_decimal, jsonable,
     parse_instant, query, sample,
 )
-from checks.registry import CheckResult, check
+from checks.registry import CheckResult, Examples, check, result
 
 CENT = Decimal("0.01")
 SECOND = timedelta(seconds=1)
 RATES = {code: Decimal(rate) for code, rate in EXCHANGE_RATES.items()}
 
 
-def _fail(check_id: str, problem: MartProblem) -> CheckResult:
-    return CheckResult(check_id, "fail", 0.0, str(problem),
-                       evidence={"problem": str(problem), "observed": not problem.unobserved})
+def _fail(problem: MartProblem) -> CheckResult:
+    """The mart could not be read as the contract requires: a fail (the contract's marts are the delivery)."""
+    return result("fail", str(problem), evidence={"problem": str(problem), "observed": not problem.unobserved})
 
 
-def _verdict(check_id: str, score: float, ok: bool, message: str, evidence: dict[str, Any]) -> CheckResult:
-    return CheckResult(check_id, "pass" if ok else "fail", max(0.0, min(1.0, score)), message, evidence)
+def _sql(model_path: str, bad: str, good: str) -> Examples:
+    """A result check's examples: one model's SQL, wrong then right."""
+    return Examples(bad={model_path: bad}, good={model_path: good})
+
+
+def _verdict(score: float, ok: bool, message: str, evidence: dict[str, Any]) -> CheckResult:
+    return result("pass" if ok else "fail", message, score=score, evidence=evidence)
 
 
 def _usd(amount: Decimal, currency: str) -> Decimal:
     return (amount * RATES.get(currency, Decimal(0))).quantize(CENT)
 
 
-@check("payments.dedup")
+@check("payments.dedup", stage="result", needs=("build",), trap="Duplicate payment events",
+       title="fct_payments holds one row per payment event, with the right USD total, wherever the replays were "
+             "removed",
+       why="The payment webhook delivers some events more than once, with a new id and new timestamps; every "
+           "replay kept inflates revenue. SELECT DISTINCT * keeps them, because the replays differ in those "
+           "columns.",
+       fix="Keep one row per event_id, e.g. the first delivery: qualify row_number() over (partition by event_id "
+           "order by event_timestamp, id) = 1, in staging or anywhere before fct_payments.",
+       examples=_sql("models/staging/stg_payments.sql",
+                     "select distinct * from {{ source('raw', 'payments') }}",
+                     "select * from {{ source('raw', 'payments') }}\n"
+                     "qualify row_number() over (partition by event_id order by event_timestamp, id) = 1"))
 def payments_dedup(ctx: ResultContext) -> CheckResult:
-    """fct_payments holds one row per payment event, with the right USD total, wherever the replays were removed."""
-    check_id = "payments.dedup"
     try:
         mart = ctx.read("fct_payments", ["event_id", "amount", "currency"])
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     truth = ctx.truth["payment_events"]
     counts = Counter(r["event_id"] for r in mart.rows)
     duplicated = {e: n for e, n in counts.items() if n > 1}
@@ -84,7 +98,7 @@ def payments_dedup(ctx: ResultContext) -> CheckResult:
         problems.append(f"USD total {total} differs from {expected_total}")
     score = exactly_once / len(truth) * (1.0 if not extra else 0.5)
     message = "; ".join(problems) or f"one row per event_id: {len(truth)} events, USD total {expected_total}"
-    return _verdict(check_id, score, not problems, message, evidence)
+    return _verdict(score, not problems, message, evidence)
 
 
 def _staging_payments(ctx: ResultContext) -> dict[str, Any] | str:
@@ -101,14 +115,19 @@ def _staging_payments(ctx: ResultContext) -> dict[str, Any] | str:
             else "one row per delivery (replays kept); not judged here, the mart is"}
 
 
-@check("orders.confirmed_at_utc")
+@check("orders.confirmed_at_utc", stage="result", needs=("build",), trap="Timezone-naive confirmed_at",
+       title="fct_orders.confirmed_at is a UTC TIMESTAMP equal to the true confirmation instant",
+       why="The source stores confirmed_at as New York wall-clock time without a zone. Read as UTC it is 4 or 5 "
+           "hours off; a fixed +5 h shift is wrong for the summer months (daylight saving time).",
+       fix="Convert with the zone, which knows daylight saving time: timestamp(confirmed_at, 'America/New_York').",
+       examples=_sql("models/marts/fct_orders.sql",
+                     "select order_id, timestamp(confirmed_at) as confirmed_at from {{ ref('stg_orders') }}",
+                     "select order_id, timestamp(confirmed_at, 'America/New_York') as confirmed_at from {{ ref('stg_orders') }}"))
 def orders_confirmed_at_utc(ctx: ResultContext) -> CheckResult:
-    """fct_orders.confirmed_at is a UTC TIMESTAMP equal to the true confirmation instant."""
-    check_id = "orders.confirmed_at_utc"
     try:
         mart = ctx.read("fct_orders", ["order_id", "confirmed_at"])
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     truth = ctx.truth["orders"]
     observed = {r["order_id"]: r["confirmed_at"] for r in mart.rows}
     right, wrong, as_utc, fixed_minus5 = 0, [], 0, 0
@@ -143,7 +162,7 @@ def orders_confirmed_at_utc(ctx: ResultContext) -> CheckResult:
         if not type_ok:
             parts.append(f"column type is {column_type}, not TIMESTAMP")
         message = "; ".join(p for p in parts if not p.startswith("0 of"))
-    return _verdict(check_id, share * (1.0 if type_ok else 0.5), ok, message, {
+    return _verdict(share * (1.0 if type_ok else 0.5), ok, message, {
         "sql": mart.sql, "relation": mart.relation, "column_type": column_type,
         "expected": "TIMESTAMP(confirmed_at, 'America/New_York') for each order, NULL if never confirmed",
         "observed": {"orders_right": right, "orders_wrong": len(wrong), "wrong_equal_to_wall_time_as_utc": as_utc,
@@ -152,14 +171,19 @@ def orders_confirmed_at_utc(ctx: ResultContext) -> CheckResult:
     })
 
 
-@check("users.soft_deletes")
+@check("users.soft_deletes", stage="result", needs=("build",), trap="Soft-deleted users",
+       title="dim_users holds exactly the users whose deleted_at is NULL (suspended users stay)",
+       why="Deleted users are kept in the source with deleted_at set; keeping them counts people who left. "
+           "is_active is a different thing (suspension): filtering on it drops users who still exist.",
+       fix="Filter on deleted_at, not on is_active: where deleted_at is null.",
+       examples=_sql("models/marts/dim_users.sql",
+                     "select * from {{ ref('stg_users') }} where is_active",
+                     "select * from {{ ref('stg_users') }} where deleted_at is null"))
 def users_soft_deletes(ctx: ResultContext) -> CheckResult:
-    """dim_users holds exactly the users whose deleted_at is NULL (suspended users stay)."""
-    check_id = "users.soft_deletes"
     try:
         mart = ctx.read("dim_users", ["user_id"])
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     users = ctx.truth["users"]
     expected = set(ctx.truth["active_user_ids"])
     counts = Counter(r["user_id"] for r in mart.rows)
@@ -182,7 +206,7 @@ def users_soft_deletes(ctx: ResultContext) -> CheckResult:
     if duplicates:
         problems.append(f"{len(duplicates)} user_id(s) appear more than once")
     wrong = len(missing) + len(extra) + len(duplicates)
-    return _verdict(check_id, 1 - wrong / len(expected), not problems,
+    return _verdict(1 - wrong / len(expected), not problems,
                     "; ".join(problems) or f"exactly the {len(expected)} users not soft-deleted", {
                         "sql": mart.sql, "relation": mart.relation,
                         "expected": {"users": len(expected), "soft_deleted_excluded": len(users) - len(expected),
@@ -194,14 +218,20 @@ def users_soft_deletes(ctx: ResultContext) -> CheckResult:
                     })
 
 
-@check("users.country_nulls")
+@check("users.country_nulls", stage="result", needs=("build",), trap="Missing country codes",
+       title="dim_users.country_code is never NULL: unknown countries get an explicit placeholder, known ones are "
+             "kept",
+       why="Some users have no country; a NULL silently drops them from every group-by-country report and join.",
+       fix="Replace only the missing value with an explicit placeholder, and keep the known codes as they are: "
+           "coalesce(country_code, 'UNKNOWN').",
+       examples=_sql("models/marts/dim_users.sql",
+                     "select user_id, country_code from {{ ref('stg_users') }}",
+                     "select user_id, coalesce(country_code, 'UNKNOWN') as country_code from {{ ref('stg_users') }}"))
 def users_country_nulls(ctx: ResultContext) -> CheckResult:
-    """dim_users.country_code is never NULL: unknown countries get an explicit placeholder, known ones are kept."""
-    check_id = "users.country_nulls"
     try:
         mart = ctx.read("dim_users", ["user_id", "country_code"])
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     users = ctx.truth["users"]
     nulls = [r["user_id"] for r in mart.rows if r["country_code"] in (None, "")]
     changed = [{"user_id": r["user_id"], "expected": users[r["user_id"]]["country_code"], "observed": r["country_code"]}
@@ -217,7 +247,7 @@ def users_country_nulls(ctx: ResultContext) -> CheckResult:
     if not mart.rows:
         problems.append("dim_users is empty")
     rows = max(len(mart.rows), 1)
-    return _verdict(check_id, 1 - (len(nulls) + len(changed)) / rows, not problems,
+    return _verdict(1 - (len(nulls) + len(changed)) / rows, not problems,
                     "; ".join(problems) or f"no NULL; unknown countries shown as {dict(placeholders)}", {
                         "sql": mart.sql, "relation": mart.relation,
                         "expected": "no NULL; users with a known country keep it",
@@ -247,10 +277,17 @@ def _compare_usd(rows: list[dict[str, Any]], key: str, column: str, truth: dict[
     return right, wrong, unconverted
 
 
-@check("money.usd_conversion")
+@check("money.usd_conversion", stage="result", needs=("build",), trap="Multi-currency amounts",
+       title="USD columns (fct_orders.total_amount_usd, fct_payments.amount_usd, dim_products.price_usd) match the "
+             "seed rates",
+       why="Amounts come in USD, EUR and GBP; summing them unconverted mixes currencies and misstates every total.",
+       fix="Join the exchange-rate seed on the currency and multiply, rounding to cents: round(total_amount * "
+           "usd_rate, 2) as total_amount_usd.",
+       examples=_sql("models/marts/fct_orders.sql",
+                     "select order_id, total_amount as total_amount_usd from {{ ref('stg_orders') }}",
+                     "select o.order_id, round(o.total_amount * r.usd_rate, 2) as total_amount_usd\n"
+                     "from {{ ref('stg_orders') }} o join {{ ref('exchange_rates') }} r on r.currency_code = o.currency"))
 def money_usd_conversion(ctx: ResultContext) -> CheckResult:
-    """USD columns (fct_orders.total_amount_usd, fct_payments.amount_usd, dim_products.price_usd) match the seed rates."""
-    check_id = "money.usd_conversion"
     targets = [
         ("fct_orders", "order_id", "total_amount_usd", ctx.truth["orders"], "total_amount_usd", "total_amount", "currency"),
         ("fct_payments", "event_id", "amount_usd", ctx.truth["payment_events"], "amount_usd", "amount", "currency"),
@@ -276,15 +313,24 @@ def money_usd_conversion(ctx: ResultContext) -> CheckResult:
             note = f" ({unconverted} left in EUR/GBP unconverted)" if unconverted else ""
             problems.append(f"{model}.{column}: {len(wrong)} row(s) off by more than a cent{note}")
     score = right_total / compared if compared else 0.0
-    return _verdict(check_id, score, not problems,
+    return _verdict(score, not problems,
                     "; ".join(problems) or f"{right_total} USD amounts match to the cent", evidence)
 
 
-@check("products.future_updated_at")
+@check("products.future_updated_at", stage="result", needs=("build",), trap="Future updated_at (clock skew)",
+       title="No product is lost over a future updated_at, and no contract timestamp column of a mart lies after "
+             "the extraction time",
+       why="Some products carry an updated_at after the extraction (a skewed clock). Dropping them loses products; "
+           "passing the value through puts timestamps from the future in the marts. Columns the candidate adds "
+           "beside the contract's (an audit copy of the raw value) are listed, not judged.",
+       fix="Keep every product and cap the timestamp at the extraction time, keeping the raw value beside it if "
+           "useful: least(updated_at, _airbyte_extracted_at) as updated_at.",
+       examples=_sql("models/marts/dim_products.sql",
+                     "select * from {{ ref('stg_products') }} where updated_at <= current_timestamp()",
+                     "select product_id, least(updated_at, _airbyte_extracted_at) as updated_at,\n"
+                     "  updated_at as reported_updated_at\n"
+                     "from {{ source('raw', 'products') }}"))
 def products_future_updated_at(ctx: ResultContext) -> CheckResult:
-    """No product is lost over a future updated_at, and no contract timestamp column of a mart lies after the
-    extraction time (columns the candidate adds beside them, such as an audit copy, are listed, not judged)."""
-    check_id = "products.future_updated_at"
     extracted_at = ctx.extracted_at
     evidence: dict[str, Any] = {"extracted_at": ctx.truth["extracted_at"]}
     problems = []
@@ -342,21 +388,32 @@ def products_future_updated_at(ctx: ResultContext) -> CheckResult:
         own_note = (f"; the candidate's own column(s) {', '.join(c['mart'] + '.' + c['column'] for c in own_late)} "
                     "hold later values (audit copies beside the contract's columns, not judged)")
     score = kept * 0.5 + (0.5 if updated_at_seen and not late_columns else 0.0)
-    return _verdict(check_id, score, not problems,
+    return _verdict(score, not problems,
                     ("; ".join(problems) or f"all products kept; the {len(contract_scan)} contract timestamp columns "
                      "lie within the extraction time") + own_note,
                     evidence)
 
 
-@check("sales.gmv")
+@check("sales.gmv", stage="result", needs=("build",),
+       title="fct_daily_sales matches GMV per UTC order date x shipping country x top-level category",
+       why="GMV is the business's headline number: it counts only items of orders that went through (confirmed, "
+           "processing, shipped, delivered), in USD, on the order's UTC date, under the top-level category.",
+       fix="Sum total_price in USD of the items of orders with a GMV status, grouped by date(created_at) in UTC, "
+           "shipping country and the root of the category tree.",
+       examples=_sql("models/marts/fct_daily_sales.sql",
+                     "select date(created_at) as order_date, sum(total_price) as gmv_usd from {{ ref('stg_order_items') }} group by 1",
+                     "select date(o.created_at) as order_date, o.shipping_country, c.top_level_category,\n"
+                     "  sum(i.total_price_usd) as gmv_usd, count(distinct o.order_id) as order_count\n"
+                     "from {{ ref('int_order_items_usd') }} i join {{ ref('stg_orders') }} o using (order_id)\n"
+                     "join {{ ref('int_categories') }} c using (category_id)\n"
+                     "where o.status in ('confirmed', 'processing', 'shipped', 'delivered')\n"
+                     "group by 1, 2, 3"))
 def sales_gmv(ctx: ResultContext) -> CheckResult:
-    """fct_daily_sales matches GMV per UTC order date x shipping country x top-level category."""
-    check_id = "sales.gmv"
     columns = ["order_date", "shipping_country", "top_level_category", "gmv_usd", "order_count"]
     try:
         mart = ctx.read("fct_daily_sales", columns)
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     truth = {(d["order_date"], d["shipping_country"], d["top_level_category"]): d for d in ctx.truth["daily_sales"]}
     observed: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in mart.rows:
@@ -383,7 +440,7 @@ def sales_gmv(ctx: ResultContext) -> CheckResult:
     if extra:
         problems.append(f"{len(extra)} cell(s) that should not exist (non-GMV statuses, wrong date or category?)")
     score = right / len(truth) * (len(truth) / (len(truth) + len(extra)))
-    return _verdict(check_id, score, not problems,
+    return _verdict(score, not problems,
                     "; ".join(problems) + f" (total GMV {got_total} vs {expected_total})" if problems
                     else f"all {len(truth)} cells match; total GMV {expected_total}", {
                         "sql": mart.sql, "relation": mart.relation,
@@ -397,14 +454,19 @@ def sales_gmv(ctx: ResultContext) -> CheckResult:
                     })
 
 
-@check("sellers.current_tier")
+@check("sellers.current_tier", stage="result", needs=("build",),
+       title="The current tier per seller (fct_seller_performance, dim_users) matches the open SCD2 period",
+       why="users.seller_tier lags the tier history for some sellers; the history table (one row per period) is "
+           "the source of truth, and the current tier is its open period.",
+       fix="Take the tier of the period with effective_to is null from seller_tier_history, not users.seller_tier.",
+       examples=_sql("models/marts/fct_seller_performance.sql",
+                     "select user_id as seller_id, seller_tier as current_tier from {{ ref('stg_users') }}",
+                     "select seller_id, tier as current_tier from {{ ref('stg_seller_tier_history') }} where effective_to is null"))
 def sellers_current_tier(ctx: ResultContext) -> CheckResult:
-    """The current tier per seller (fct_seller_performance, dim_users) matches the open SCD2 period."""
-    check_id = "sellers.current_tier"
     try:
         mart = ctx.read("fct_seller_performance", ["seller_id", "current_tier"])
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     sellers = ctx.truth["sellers"]
     users = ctx.truth["users"]
     observed = {r["seller_id"]: r["current_tier"] for r in mart.rows}
@@ -443,18 +505,26 @@ def sellers_current_tier(ctx: ResultContext) -> CheckResult:
         evidence["dim_users"] = f"not checked: {problem}"
         problems.append(str(problem))
     score = (right + dim_right) / (len(sellers) + max(dim_total, 1))
-    return _verdict(check_id, score, not problems,
+    return _verdict(score, not problems,
                     "; ".join(problems) or f"current tier right for all {len(sellers)} sellers", evidence)
 
 
-@check("sellers.performance")
+@check("sellers.performance", stage="result", needs=("build",),
+       title="fct_seller_performance holds every seller (deleted ones too) with the right GMV, order count and "
+             "rating",
+       why="A seller's history does not disappear when their account is soft-deleted; their sales still happened.",
+       fix="Build seller performance from the sellers' sales and reviews without filtering deleted users out, with "
+           "GMV defined as in fct_daily_sales.",
+       examples=_sql("models/marts/fct_seller_performance.sql",
+                     "select seller_id, sum(gmv_usd) as gmv_usd from {{ ref('int_seller_sales') }}\n"
+                     "join {{ ref('dim_users') }} on user_id = seller_id group by 1",
+                     "select seller_id, sum(gmv_usd) as gmv_usd, count(distinct order_id) as order_count\n"
+                     "from {{ ref('int_seller_sales') }} group by 1"))
 def sellers_performance(ctx: ResultContext) -> CheckResult:
-    """fct_seller_performance holds every seller (deleted ones too) with the right GMV, order count and rating."""
-    check_id = "sellers.performance"
     try:
         mart = ctx.read("fct_seller_performance", ["seller_id", "gmv_usd", "order_count", "avg_rating"])
     except MartProblem as problem:
-        return _fail(check_id, problem)
+        return _fail(problem)
     sellers = ctx.truth["sellers"]
     observed = {r["seller_id"]: r for r in mart.rows}
     right, wrong = 0, []
@@ -476,7 +546,7 @@ def sellers_performance(ctx: ResultContext) -> CheckResult:
                                        "avg_rating": jsonable(rating)}})
     missing_deleted = sum(1 for w in wrong if w.get("deleted_seller"))
     note = f" ({missing_deleted} soft-deleted seller(s) dropped)" if missing_deleted else ""
-    return _verdict(check_id, right / len(sellers), not wrong,
+    return _verdict(right / len(sellers), not wrong,
                     f"{len(wrong)} of {len(sellers)} sellers differ{note}" if wrong
                     else f"all {len(sellers)} sellers match", {
                         "sql": mart.sql, "relation": mart.relation,
@@ -485,7 +555,3 @@ def sellers_performance(ctx: ResultContext) -> CheckResult:
                         "sample_wrong": sample(wrong),
                     })
 
-
-RESULT_CHECKS = ("payments.dedup", "orders.confirmed_at_utc", "users.soft_deletes", "users.country_nulls",
-                 "money.usd_conversion", "products.future_updated_at", "sales.gmv", "sellers.current_tier",
-                 "sellers.performance")

@@ -50,7 +50,7 @@ IGNORED_DIRS = frozenset(
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 MAX_TEXT_BYTES = 2_000_000  # a candidate file larger than this is not read
 # SQL larger than this (compiled, or raw with its Jinja) is not parsed: the model gets a
-# lint.not_analysed finding instead. The largest reference-solution model is under 10 KB.
+# lint.models_analysed finding instead. The largest reference-solution model is under 10 KB.
 MAX_SQL_BYTES = 512 * 1024
 # Parsing one model's SQL may take this long (sqlglot is pure Python; 512 KB parse in ~3 s).
 PARSE_TIME_LIMIT_S = 10.0
@@ -81,7 +81,7 @@ class StaticContext:
     # docs that appear verbatim in the handout's docs are not the candidate's writing.
     starter_root: Path | None = None
     # Interpreter of a separate venv holding apache-airflow; only when set does
-    # dag.airflow_import_errors run the candidate's DAGs (in a sandboxed subprocess).
+    # dag.airflow_loads run the candidate's DAGs (in a sandboxed subprocess).
     airflow_python: Path | None = None
     # Where (model file) -> why its SQL was not analysed (too large, too slow, too deep).
     not_analysed: dict[str, str] = field(default_factory=dict)
@@ -119,6 +119,10 @@ class StaticContext:
             docs_files=discover_docs(root),
             **extra,
         )
+
+    def unmet_needs(self) -> dict[str, str]:
+        """The catalogue's needs this context cannot meet, with why (read by run_check)."""
+        return {} if self.commits else {"history": "skipped: the workspace has no git history"}
 
     # -- helpers shared by the checks -------------------------------------------------
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:

@@ -23,6 +23,8 @@ Grade a candidate's workspace for the Senior Data Engineer live exercise.
   grade calibrate [options]        grade the reference solutions; non-zero when one misses its band
   grade batch DIR [options]        grade every workspace in DIR; summary.html and summary.csv ranking them
   grade rubric-doc [--check]       write docs/EVALUATION_RUBRIC.md from rubric.yaml
+  grade checks [ID] [--family F]   the catalogue of checks, or one check's documentation
+  grade checks --doc [--check]     write the panel's docs/checks.md and docs/rubric.md
   grade packages fetch WORKSPACE   fill the dbt package cache (run `dbt deps`) for grading offline
 
 `grade SUBCOMMAND --help` explains each subcommand.
@@ -80,6 +82,14 @@ def warehouse_spec(value: str) -> str:
     raise argparse.ArgumentTypeError(f"{value!r}: use 'embedded', 'docker' or an emulator URL (http://HOST:PORT)")
 
 
+def rebuild_check_ids() -> list[str]:
+    """The catalogue's rebuilding checks (the --passes choices), in the order a grading runs them."""
+    import checks.passes  # noqa: F401  (registers them)
+    from checks.registry import run_order
+
+    return [spec.id for spec in run_order("rebuild")]
+
+
 def grade_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,12 +126,12 @@ def grade_parser() -> argparse.ArgumentParser:
                              "namespaces): the candidate's dbt project and SQL then run with your user's rights "
                              "and network. The report says so in its header. Without this flag such a machine "
                              "refuses to run candidate code (exit 3)")
+    passes = rebuild_check_ids()
     parser.add_argument("--quick", action="store_true",
-                        help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
-                             "dbt.generalises): one dbt build instead of about ten")
-    parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None,
-                        choices=["dbt.idempotent", "tests.mutations", "dbt.generalises"],
-                        help="run only these rebuilding checks (default: all three)")
+                        help=f"skip the checks that rebuild the project ({', '.join(passes)}): one dbt build "
+                             "instead of about ten")
+    parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None, choices=passes,
+                        help=f"run only these rebuilding checks (default: all {len(passes)})")
     parser.add_argument("--airflow-python", type=Path, default=None, metavar="PYTHON",
                         help="off by default: also load the DAGs with Airflow's own DagBag using this interpreter "
                              "(a venv with apache-airflow), in a separate, time-limited, network-less process. "
@@ -213,6 +223,49 @@ def run_rubric_doc(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def run_checks(argv: list[str]) -> int:
+    """`grade checks`: the catalogue as a table, one check's documentation, or the panel's docs."""
+    from checks.catalogue import UnknownCheck, describe, find, panel_docs, table
+
+    parser = argparse.ArgumentParser(prog="grade checks",
+                                     description="The catalogue of checks: every check's id, stage, severity and "
+                                                 "title; with an ID, that check's documentation (why it matters, "
+                                                 "how to fix, what it needs, examples).")
+    parser.add_argument("check_id", nargs="?", metavar="ID", help="a check id, e.g. payments.dedup")
+    parser.add_argument("--family", help="only this family (the part of the id before the dot: lint, dag, ...)")
+    parser.add_argument("--doc", action="store_true",
+                        help="write the hiring panel's docs/checks.md and docs/rubric.md from the catalogue and "
+                             "rubric.yaml")
+    parser.add_argument("--check", action="store_true", help="with --doc: only compare; exit 1 when out of date")
+    args = parser.parse_args(argv)
+    if args.doc:
+        docs = panel_docs()
+        if args.check:
+            stale = [path for path, text in docs.items()
+                     if not path.exists() or path.read_text(encoding="utf-8") != text]
+            for path in stale:
+                print(f"{path} is out of date: run `grade checks --doc`", file=sys.stderr)
+            return 1 if stale else EXIT_OK
+        for path, text in docs.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(path)
+        return EXIT_OK
+    if args.check_id:
+        try:
+            print(describe(find(args.check_id)), end="")
+        except UnknownCheck as exc:
+            print(f"grade checks: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
+    listing = table(args.family)
+    if not listing:
+        print(f"grade checks: no check in family {args.family!r}", file=sys.stderr)
+        return EXIT_USAGE
+    print(listing, end="")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -228,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_batch(argv[1:], Progress())
         if argv and argv[0] == "rubric-doc":
             return run_rubric_doc(argv[1:])
+        if argv and argv[0] == "checks":
+            return run_checks(argv[1:])
         if argv and argv[0] == "packages":
             from grader.packages import main as run_packages
 

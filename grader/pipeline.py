@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from checks.registry import CheckResult
+from checks.registry import REGISTRY, CheckResult
 from grader import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
@@ -89,8 +89,13 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     if not workspace.is_dir():
         print(f"grade: {workspace}: not a directory (give the candidate's workspace folder)", file=sys.stderr)
         return EXIT_USAGE
-    from grader.rubric import RubricError, load_notes
+    from grader.rubric import Rubric, RubricError, load_notes
 
+    try:
+        Rubric.load()  # validated against the catalogue: a rubric naming unknown checks can grade no one
+    except RubricError as exc:
+        print(f"grade: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         notes = load_notes(args.notes)
     except RubricError as exc:
@@ -305,7 +310,7 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
             grading.fail("warehouse", str(exc))
-            if not any(c.id.startswith("lint.") for c in grading.checks):
+            if not any(REGISTRY[c.id].stage == "static" for c in grading.checks if c.id in REGISTRY):
                 _static_checks(grading, grading.dbt, progress)
             return EXIT_FAILED
     return EXIT_OK
@@ -313,8 +318,9 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
 
 def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: Any, work_dir: Path,
                          progress: Progress) -> None:
-    from checks.dbt_checks import dbt_build_check
-    from checks.passes import PASS_ORDER, PassContext
+    from checks.catalogue import run_order
+    from checks.passes import PassContext
+    from checks.registry import CheckSkipped, run_check
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
     from grader.dbt_run import build, find_dbt_project, rerun
     from grader.loading import load_raw
@@ -338,23 +344,14 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
                             progress=lambda m: progress(f"  {m}"), readable_root=grading.snapshot.root, limits=limits)
     if grading.dbt.timed_out:
         warehouse.interrupt()  # its last query must not hold up the checks that follow
-    grading.checks.append(dbt_build_check(grading.dbt))
+    grading.checks.extend(run_check(spec, grading.dbt) for spec in run_order("build"))
     with timed(grading, progress, "result_checks", "checking marts against ground truth"):
         from checks.marts import ResultContext
-        from checks.registry import REGISTRY, CheckSkipped, run_check
-        from checks.results import RESULT_CHECKS
 
         manifest = grading.dbt.manifest()
         context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
-        grading.checks.extend(run_check(REGISTRY[check_id], context) for check_id in RESULT_CHECKS)
+        grading.checks.extend(run_check(spec, context) for spec in run_order("result"))
     _static_checks(grading, grading.dbt, progress)
-    chosen = [] if args.quick else [i for i in PASS_ORDER if args.passes is None or i in args.passes]
-    if manifest is None:
-        chosen = []
-    reason = "dbt produced no manifest" if manifest is None else "not requested (--quick or --passes)"
-    grading.checks.extend(CheckResult(i, "skipped", 0.0, reason) for i in PASS_ORDER if i not in chosen)
-    if not chosen:
-        return
     deadline, time_limit = grading.deadline, args.time_limit
 
     def rebuild(dbt_args: list[str], label: str) -> Any:
@@ -373,20 +370,28 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
                                    f"the {label} rebuild")
         return run
 
+    passes = PassContext(
+        results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
+        load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
+        load_dataset=lambda dataset: load_raw(client, dataset),
+        variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
+        canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
+    )
+    if passes.unmet_needs():  # no manifest: every pass, requested or not, is skipped by its declared need
+        grading.checks.extend(run_check(spec, passes) for spec in run_order("rebuild"))
+        return
+    chosen = [s for s in run_order("rebuild") if not args.quick and (args.passes is None or s.id in args.passes)]
+    grading.checks.extend(CheckResult(s.id, "skipped", 0.0, "not requested (--quick or --passes)")
+                          for s in run_order("rebuild") if s not in chosen)
+    if not chosen:
+        return
     with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
-        passes = PassContext(
-            results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
-            load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
-            load_dataset=lambda dataset: load_raw(client, dataset),
-            variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
-            canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
-        )
-        for check_id in chosen:
+        for spec in chosen:
             if deadline.remaining() < 1:
-                grading.checks.append(CheckResult(check_id, "skipped", 0.0, f"the grading's time limit "
+                grading.checks.append(CheckResult(spec.id, "skipped", 0.0, f"the grading's time limit "
                                                   f"({time_limit:g} s, --time-limit) was spent"))
                 continue
-            grading.checks.append(run_check(REGISTRY[check_id], passes))
+            grading.checks.append(run_check(spec, passes))
     out_of_time = [c.id for c in grading.checks if c.status == "skipped" and "--time-limit" in c.message]
     if out_of_time:  # not observed is not the candidate's result: the verdict is provisional, and says why
         grading.fail("time limit", f"the grading's time limit ({time_limit:g} s) was spent before "

@@ -15,21 +15,22 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from checks.catalogue import REGISTRY, run_order
 from checks.provenance import Provenance, mark_inherited
+from checks.registry import current_id
 from grader.rubric import debrief, grader_fault, score
 from grader.engine_faults import mark as mark_engine_faults
 from grader.engine_faults import summary_line as engine_fault_line
 
 SCHEMA_VERSION = 1
 NODE_KEYS = ("pass", "fail", "error", "skip", "warn")
-TRAP_CHECKS = {
-    "payments.dedup": "Duplicate payment events",
-    "orders.confirmed_at_utc": "Timezone-naive confirmed_at",
-    "users.soft_deletes": "Soft-deleted users",
-    "users.country_nulls": "Missing country codes",
-    "products.future_updated_at": "Future updated_at (clock skew)",
-    "money.usd_conversion": "Multi-currency amounts",
-}
+# Stages whose failures the report shows unfolded: what the candidate's build delivered.
+OUTCOME_STAGES = ("build", "result", "rebuild")
+
+
+def trap_checks() -> list[tuple[str, str]]:
+    """(check id, trap) of the checks that judge the exercise's planted traps, as the catalogue declares them."""
+    return [(spec.id, spec.trap) for spec in run_order("result") if spec.trap]
 
 
 def _scrub(value: Any, private: str | None) -> Any:
@@ -125,7 +126,7 @@ def summary_lines(grading: Any) -> list[str]:
         lines.append(engine_fault_line(report))
     nodes = report["dbt"]["nodes"]
     lines.append(f"  dbt: {report['dbt']['status']} ({', '.join(f'{k} {v}' for k, v in nodes.items())})")
-    for check_id, title in TRAP_CHECKS.items():
+    for check_id, title in trap_checks():
         found = next((c for c in report["checks"] if c["id"] == check_id), None)
         if found:
             lines.append(f"  {'+' if found['status'] == 'pass' else '-'} {title}: {found['status']}")
@@ -144,7 +145,7 @@ def render_html(report: dict[str, Any]) -> str:
     for criterion in report["rubric"]["criteria"]:
         criteria_by_section.setdefault(criterion["section"], []).append(criterion)
     checks = {c["id"]: c for c in report["checks"]}
-    traps = [{"title": title, "check": checks.get(cid)} for cid, title in TRAP_CHECKS.items()]
+    traps = [{"title": title, "check": checks.get(cid)} for cid, title in trap_checks()]
     commits = report["snapshot"].get("commits", [])
     return _environment().get_template("report.html.j2").render(
         r=report, criteria_by_section=criteria_by_section, checks=checks, traps=traps,
@@ -162,11 +163,19 @@ def _earned_once(earned: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(grouped.values())
 
 
-def _families(checks: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+def _families(checks: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]], bool]]:
+    """Checks by family, and whether the family's failures show unfolded (those of the outcome
+    stages; static and history findings stay folded)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
         grouped.setdefault(check["id"].split(".", 1)[0], []).append(check)
-    return sorted(grouped.items())
+    return [(family, items, any(_stage(c["id"]) in OUTCOME_STAGES for c in items))
+            for family, items in sorted(grouped.items())]
+
+
+def _stage(check_id: str) -> str | None:
+    spec = REGISTRY.get(current_id(check_id))
+    return spec.stage if spec is not None else None
 
 
 def _timeline(commits: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -10,12 +10,15 @@ levels and the delivery gate, each with a reason the report shows.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from checks.registry import RENAMED_IDS, current_id
 
 RUBRIC_PATH = Path(__file__).resolve().parents[1] / "rubric.yaml"
 WEAK_LEVEL = 2  # a criterion at or below this level gets debrief questions
@@ -30,10 +33,12 @@ class Rubric:
     data: dict[str, Any]
 
     @classmethod
-    def load(cls, path: Path = RUBRIC_PATH) -> "Rubric":
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    def load(cls, path: Path | None = None) -> Rubric:
+        """The rubric, validated (its shape, and its check ids against the catalogue)."""
+        data = yaml.safe_load((path or RUBRIC_PATH).read_text(encoding="utf-8"))
         rubric = cls(data)
         rubric.validate()
+        rubric.validate_against_catalogue()
         return rubric
 
     @property
@@ -73,6 +78,44 @@ class Rubric:
                 for req in reqs:
                     _validate_requirement(req, f"criterion {cid} level {level}")
 
+    def validate_against_catalogue(self) -> None:
+        """Every check id named here is in the catalogue, and every check of the catalogue is used
+        by a criterion, a gate or `report_only` (a check nobody reads is a mistake, not a choice)."""
+        from checks.catalogue import REGISTRY  # loads every check module
+
+        if not isinstance(self.data.get("report_only") or {}, dict):
+            raise RubricError("rubric.yaml: report_only must map check ids to why they are not scored")
+        named = set(self.used_checks()) | set(self.data.get("check_questions", {})) | set(self.report_only)
+        unknown = sorted(named - set(REGISTRY))
+        if unknown:
+            hints = [f"{i} (renamed {RENAMED_IDS[i]})" if i in RENAMED_IDS else i for i in unknown]
+            raise RubricError(f"rubric.yaml names checks the catalogue does not have: {', '.join(hints)} "
+                              "(`grade checks` lists them)")
+        orphans = sorted(set(REGISTRY) - set(self.used_checks()) - set(self.report_only))
+        if orphans:
+            raise RubricError(f"rubric.yaml: no criterion, gate or `report_only` entry uses {', '.join(orphans)}: "
+                              "score each, or list it under report_only with the reason")
+        scored = sorted(set(self.used_checks()) & set(self.report_only))
+        if scored:
+            raise RubricError(f"rubric.yaml: {', '.join(scored)} under report_only, but a criterion or gate uses it")
+
+    @property
+    def report_only(self) -> dict[str, str]:
+        """Checks shown in the report and scored by no criterion: {id: why}."""
+        return dict(self.data.get("report_only") or {})
+
+    def used_checks(self) -> Iterator[str]:
+        """Every check id a criterion (informed_by, primary, caps, requires), a gate or the delivery gate reads."""
+        for _, criterion in self.criteria():
+            yield from (i["check"] for i in criterion.get("informed_by", []))
+            yield from criterion.get("primary", [])
+            yield from (cap["check"] for cap in criterion.get("caps", []))
+            for requirements in criterion.get("requires", {}).values():
+                for requirement in requirements:
+                    yield from _required_checks(requirement)
+        yield from (gate["check"] for gate in self.data.get("gates", []))
+        yield from (self.data.get("delivery_gate") or {}).get("delivered_when_any_scores", [])
+
     def band(self, total: float) -> str:
         for band in sorted(self.data["bands"], key=lambda b: -b["min"]):
             if total >= band["min"]:
@@ -99,6 +142,13 @@ class Rubric:
 
 _REQUIREMENT_KEYS = ({"check"}, {"check", "min_score"}, {"check", "caught"}, {"check", "caught_kind", "min"},
                      {"check", "evidence_any"}, {"any_of"}, {"all_of"}, {"at_least", "of"})
+
+
+def _required_checks(req: dict[str, Any]) -> Iterator[str]:
+    if "check" in req:
+        yield req["check"]
+    for inner in req.get("any_of", []) + req.get("all_of", []) + req.get("of", []):
+        yield from _required_checks(inner)
 
 
 def _validate_requirement(req: Any, where: str) -> None:
@@ -319,7 +369,7 @@ def score(check_results: list[dict[str, Any]], notes: dict[str, Any] | None = No
     rubric = rubric or Rubric.load()
     notes = notes or {}
     criterion_notes = notes.get("criteria", {})
-    results = {r["id"]: r for r in check_results}
+    results = {current_id(r["id"]): r for r in check_results}  # a report from before a rename reads the same
     gates = rubric.data.get("gates", [])
     criteria_out, sections_out, pending = [], [], []
     for section in rubric.sections:
@@ -393,7 +443,7 @@ def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]],
     results_first = (rubric.data.get("delivery_gate") or {}).get("delivered_when_any_scores", [])
     for check in sorted(checks, key=lambda c: (c["id"] not in results_first, c["id"])):
         if check["status"] == "fail" or (check["status"] == "error" and not grader_fault(check)):
-            questions = rubric.check_questions(check["id"])
+            questions = rubric.check_questions(current_id(check["id"]))
             if questions:
                 items.append({"kind": "check", "id": check["id"], "title": check["id"],
                               "why": (check.get("message") or "")[:300], "questions": questions})
@@ -416,11 +466,12 @@ def debrief(rubric_out: dict[str, Any], checks: list[dict[str, Any]],
 
 
 def render_markdown(rubric: Rubric | None = None) -> str:
-    """docs/EVALUATION_RUBRIC.md, generated from rubric.yaml (never edited by hand). It is
-    handed to candidates, so the panel's debrief questions stay out of it."""
+    """docs/rubric.md, the hiring panel's rubric, generated from rubric.yaml (never edited by
+    hand): check ids, level descriptions and how each level is established; it links to the
+    catalogue of checks (docs/checks.md). Not for candidates (render_candidate_markdown is theirs)."""
     rubric = rubric or Rubric.load()
-    out = ["# Evaluation rubric", "",
-           "<!-- Generated from rubric.yaml by `grade rubric-doc`. Do not edit by hand. -->", "",
+    out = ["# Evaluation rubric (for the hiring panel)", "",
+           "<!-- Generated from rubric.yaml by `grade checks --doc`. Do not edit by hand. -->", "",
            "Five weighted sections, thirteen criteria, each scored 0-4. The weighted total (0-4) gives the band:", ""]
     out += [f"- **{b['name']}**: {b['min']:.1f} or more" for b in rubric.data["bands"]]
     out += ["", "How an automatic level is reached:", "",
@@ -431,7 +482,9 @@ def render_markdown(rubric: Rubric | None = None) -> str:
             "anything that passes only on the unchanged starter files counts 0) times 4, rounded half up, then capped "
             "where a key check fails.",
             "3. Each level is reached only when the checks listed under it (and under every level below) establish "
-            "what its description says; otherwise the criterion stops at the highest level whose claims hold.", ""]
+            "what its description says; otherwise the criterion stops at the highest level whose claims hold.", "",
+            "What each check verifies, why it matters and how to fix it: [docs/checks.md](checks.md) "
+            "(`grade checks ID`).", ""]
     gate = rubric.data.get("delivery_gate")
     if gate:
         out += [f"Delivery gate: when {gate['reason']}, the band is at most {gate['max_band']}, "
@@ -465,6 +518,9 @@ def render_markdown(rubric: Rubric | None = None) -> str:
     for gate in rubric.data.get("gates", []):
         out += [f"Gate: when `{gate['check']}` is a {gate['when']}, {', '.join(gate['criteria'])} are capped at "
                 f"{gate['cap']}: {gate['reason']}.", ""]
+    if rubric.report_only:
+        out += ["Shown in the report, scored by no criterion:", ""]
+        out += [f"- `{check_id}`: {why}" for check_id, why in sorted(rubric.report_only.items())]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -489,12 +545,12 @@ def render_candidate_markdown(rubric: Rubric | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def unsupported_claims(report: dict[str, Any], rubric: "Rubric | None" = None) -> list[str]:
+def unsupported_claims(report: dict[str, Any], rubric: Rubric | None = None) -> list[str]:
     """Levels a report shows without the check results their requirements name (empty: every
     sentence about the candidate stands on its evidence). Calibration and the tests use it."""
     rubric = rubric or Rubric.load()
     specs = {c["id"]: c for _, c in rubric.criteria()}
-    checks = {c["id"]: c for c in report["checks"]}
+    checks = {current_id(c["id"]): c for c in report["checks"]}
     problems = []
     for criterion in report["rubric"]["criteria"]:
         spec, level = specs[criterion["id"]], criterion["level"]

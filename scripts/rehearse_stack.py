@@ -420,7 +420,9 @@ def grade_against_stack(net: Network, workspace: Path, out: Path) -> dict[str, A
     if graded.returncode != 0 or not report_path.is_file():
         raise RehearsalError(f"grade --replace-datasets exited {graded.returncode}:\n{graded.stdout[-3000:]}"
                              f"{graded.stderr[-3000:]}")
-    from checks.results import RESULT_CHECKS
+    from checks.catalogue import run_order
+
+    result_checks = {spec.id for spec in run_order("result")}
 
     report = json.loads(report_path.read_text())
     dbt_build = next((c for c in report.get("checks", []) if c.get("id") == "dbt.build"), {})
@@ -429,7 +431,7 @@ def grade_against_stack(net: Network, workspace: Path, out: Path) -> dict[str, A
                             if "--replace-datasets" in line)[:300],
             "band": report.get("rubric", {}).get("band"), "total": report.get("rubric", {}).get("total"),
             "dbt_build": dbt_build.get("status"),
-            "result_checks": {c["id"]: c["status"] for c in report.get("checks", []) if c.get("id") in RESULT_CHECKS}}
+            "result_checks": {c["id"]: c["status"] for c in report.get("checks", []) if c.get("id") in result_checks}}
 
 
 def starter_workspace(into: Path) -> Path:

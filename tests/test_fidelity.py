@@ -94,7 +94,8 @@ def test_a_valid_feature_the_engine_lacks_is_flagged_not_blamed(emulator, tmp_pa
     provisional, and the summary line asks the interviewer to look."""
     import shutil
 
-    from checks.dbt_checks import dbt_build_check
+    from checks.catalogue import REGISTRY
+    from checks.registry import run_check
     from grader.dbt_run import build
     from grader.pipeline import Grading
     from grader.report import render_html, report_json, summary_lines
@@ -106,7 +107,7 @@ def test_a_valid_feature_the_engine_lacks_is_flagged_not_blamed(emulator, tmp_pa
     assert node.status == "error" and "NET.HOST" in (node.engine_fault or ""), node
     assert next(r for r in run.results if r.name == "orders_ok").engine_fault is None
 
-    check = dbt_build_check(run)
+    check = run_check(REGISTRY["dbt.build"], run)
     assert check.status == "fail" and "order_hosts" in (check.engine_fault or "")
     grading = Grading(candidate="engine-fault", workspace=str(project), seed=42, scale="small", dbt=run, checks=[check])
     report = report_json(grading)

@@ -200,7 +200,7 @@ def test_dag_code_cannot_read_secrets_write_home_or_outlive_the_grading(tmp_path
     time.sleep(10)  # the daemon would have struck by now
     attack.assert_contained(result, peak)
     assert json.loads(report_json.read_text()) == report
-    loader = next(c for c in report["checks"] if c["id"] == "dag.airflow_import_errors")
+    loader = next(c for c in report["checks"] if c["id"] == "dag.airflow_loads")
     assert loader["evidence"]["isolation"]["jailed"] is True and loader["evidence"]["isolation"]["network"] == "none"
     assert "STOLEN" in json.dumps(loader["evidence"])  # the DAG ran, and what it could read was nothing of ours
 

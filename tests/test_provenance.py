@@ -36,11 +36,11 @@ def starter(tmp_path: Path) -> Path:
 def test_the_untouched_starter_earns_nothing_from_its_dag_and_models(starter):
     checks, inherited = static_report(starter)
     by_id = {c["id"]: c for c in checks}
-    for check_id in ("dag.catchup_implicit", "dag.no_schedule", "dag.secrets_in_code"):
+    for check_id in ("dag.catchup_explicit", "dag.scheduled", "dag.secrets_outside_code"):
         assert by_id[check_id]["status"] == "pass" and by_id[check_id].get("inherited"), check_id
-    simulated = by_id["dag.airbyte_simulated"]
+    simulated = by_id["dag.airbyte_triggered"]
     assert simulated["status"] == "fail" and all(f["inherited"] for f in simulated["evidence"]["findings"])
-    assert any(i["check"] == "dag.airbyte_simulated" and i["file"] == "airflow/dags/marketplace_pipeline.py"
+    assert any(i["check"] == "dag.airbyte_triggered" and i["file"] == "airflow/dags/marketplace_pipeline.py"
                for i in inherited)
     production = next(c for c in score(checks)["criteria"] if c["id"] == "production_readiness")
     assert production["level"] == 0 and production["earned_by"] == []
@@ -51,7 +51,7 @@ def test_a_dag_the_candidate_changed_is_theirs(starter):
     dag.write_text(dag.read_text().replace('tags=["marketplace"],', 'tags=["marketplace"],\n    max_active_runs=1,'))
     checks, inherited = static_report(starter)
     by_id = {c["id"]: c for c in checks}
-    assert not by_id["dag.catchup_implicit"].get("inherited")
+    assert not by_id["dag.catchup_explicit"].get("inherited")
     assert not any(i["check"].startswith("dag.") for i in inherited)
 
 

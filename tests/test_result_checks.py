@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from grader.dataset.generator import CANONICAL_SEED, generate
-from checks.results import RESULT_CHECKS
+from checks.catalogue import run_order
 from tests.grading import CALIBRATION, SOLUTIONS, calibration_workspace, checks_of, grade_report, workspace
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def test_dedup_downstream_of_staging_passes_every_trap(tmp_path, name, dedup_mod
     ws = calibration_workspace(tmp_path, name)
     _, report = grade_report(ws, tmp_path / "out", "--quick")
     checks = checks_of(report)
-    for check_id in RESULT_CHECKS:
+    for check_id in [spec.id for spec in run_order("result")]:
         assert checks[check_id]["status"] == "pass", (check_id, checks[check_id]["message"])
     staging = checks["payments.dedup"]["evidence"]["stg_payments"]
     assert staging["event_ids_more_than_once"] > 0 and staging["rows"] > staging["distinct_event_ids"]

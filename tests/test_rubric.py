@@ -158,7 +158,7 @@ def test_testing_depth_needs_business_rule_defects_caught():
 def test_a_pass_inherited_from_the_starter_earns_nothing():
     inherited = {"inherited": True}
     checks = with_changes(all_checks("pass", 1.0), **{i: inherited for i in (
-        "dag.airbyte_simulated", "dag.secrets_in_code", "dag.no_alerting", "dag.no_schedule", "dag.catchup_implicit",
+        "dag.airbyte_triggered", "dag.secrets_outside_code", "dag.alerting", "dag.scheduled", "dag.catchup_explicit",
         "lint.source_freshness")})
     production = by_id(score(checks))["production_readiness"]
     assert production["level"] == 0 and production["earned_by"] == []
@@ -168,12 +168,12 @@ def test_a_pass_inherited_from_the_starter_earns_nothing():
 def test_a_check_erroring_on_candidate_input_counts_as_failed_and_a_grader_error_is_left_out():
     crashed = {"status": "error", "score": 0.0, "message": "check crashed: RecursionError: too deep",
                "evidence": {"fault": "candidate", "error": "RecursionError: too deep"}}
-    checks = with_changes(all_checks("pass", 1.0), **{"lint.hardcoded_relation": crashed})
+    checks = with_changes(all_checks("pass", 1.0), **{"lint.relations_via_ref": crashed})
     modularity = by_id(score(checks))["modularity"]
     assert modularity["level"] == 2 and modularity["coverage"] == 1.0
     assert any("counted as failed" in s for s in modularity["how"])
     grader = {**crashed, "evidence": {"fault": "grader", "error": "ConnectionError"}}
-    modularity = by_id(score(with_changes(all_checks("pass", 1.0), **{"lint.hardcoded_relation": grader})))["modularity"]
+    modularity = by_id(score(with_changes(all_checks("pass", 1.0), **{"lint.relations_via_ref": grader})))["modularity"]
     assert modularity["coverage"] == 0.8 and any("grader error, left out" in s for s in modularity["how"])
 
 
@@ -273,8 +273,8 @@ def test_a_crash_says_whose_fault_it_was():
     def lost(ctx):
         raise GraderFault("the warehouse stopped answering")
 
-    candidate = run_check(CheckSpec("lint.deep", "lint", "warning", "", deep), None).to_json()
-    grader = run_check(CheckSpec("lint.lost", "lint", "warning", "", lost), None).to_json()
+    candidate = run_check(CheckSpec("lint.deep", "static", deep, "deep"), None).to_json()
+    grader = run_check(CheckSpec("lint.lost", "static", lost, "lost"), None).to_json()
     assert candidate["status"] == grader["status"] == "error"
     assert candidate["evidence"] == {"fault": "candidate", "error": "RecursionError: maximum recursion depth exceeded"}
     assert grader["evidence"]["fault"] == "grader"

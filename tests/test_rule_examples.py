@@ -115,6 +115,6 @@ def test_lint_rule_examples_hold_without_a_manifest(tmp_path: Path, spec: CheckS
 def test_every_static_rule_has_its_catalogue_entry() -> None:
     assert len(STATIC_RULES) == len(specs("lint")) + len(specs("dag"))
     for spec in STATIC_RULES:
-        assert spec.purpose and spec.why and spec.fix and spec.needs, spec.id
+        assert spec.title and spec.why and spec.fix and spec.needs, spec.id
         assert spec.examples is not None and spec.examples.bad and spec.examples.good, spec.id
         assert spec.examples.bad != spec.examples.good, spec.id

@@ -11,7 +11,7 @@ import pytest
 
 import checks.static_context as static_context
 from checks.registry import REGISTRY, CheckResult, run_check, specs
-from checks.static import STATIC_FAMILIES, StaticLimits, bounded, run_static_checks
+from checks.static import StaticLimits, bounded, run_static_checks, static_specs
 from checks.static_context import StaticContext
 from grader.snapshot import Snapshot, take_snapshot
 
@@ -58,12 +58,12 @@ def test_a_model_over_the_size_limit_is_named_and_nothing_crashes(tmp_path: Path
     results = lint_results(ctx)
 
     assert not [cid for cid, r in results.items() if r.status == "error"]
-    flagged = results["lint.not_analysed"]
+    flagged = results["lint.models_analysed"]
     assert flagged.status == "fail"
     assert flagged.evidence["not_analysed"] == [
         {"file": "models/marts/fct_orders.sql", "why": f"{len(huge.strip())} bytes of SQL > limit {static_context.MAX_SQL_BYTES}"}
     ]
-    assert results["lint.select_star_in_mart"].status == "fail"  # the small mart is still analysed
+    assert results["lint.mart_columns_explicit"].status == "fail"  # the small mart is still analysed
 
 
 def test_parsing_past_the_time_limit_is_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,7 +72,7 @@ def test_parsing_past_the_time_limit_is_stopped(tmp_path: Path, monkeypatch: pyt
     manifest = manifest_for({"fct_orders": ("models/marts/fct_orders.sql", union_all(8_000))})
     ctx = StaticContext.build(tmp_path / "ws", dbt, manifest, None, commits=[], starter_root=None)
 
-    result = run_check(REGISTRY["lint.not_analysed"], ctx)
+    result = run_check(REGISTRY["lint.models_analysed"], ctx)
 
     assert result.status == "fail"
     assert result.evidence["not_analysed"][0]["why"] == "parsing took more than 0.05 s"
@@ -88,7 +88,7 @@ def test_sql_nested_too_deep_is_not_analysed(tmp_path: Path) -> None:
     results = lint_results(ctx)
 
     assert not [cid for cid, r in results.items() if r.status == "error"], results
-    reasons = {row["file"]: row["why"] for row in results["lint.not_analysed"].evidence["not_analysed"]}
+    reasons = {row["file"]: row["why"] for row in results["lint.models_analysed"].evidence["not_analysed"]}
     assert set(reasons) == {"models/marts/fct_a.sql", "models/marts/fct_b.sql"}
 
 
@@ -104,7 +104,7 @@ def test_folders_nested_deeper_than_any_walk_crash_no_check(tmp_path: Path) -> N
             handle.write(text)
     try:
         ctx = StaticContext.build(ws, commits=[], starter_root=None)
-        results = [run_check(spec, ctx) for family in STATIC_FAMILIES for spec in specs(family)]
+        results = [run_check(spec, ctx) for spec in static_specs()]
     finally:
         for name in os.listdir(path):
             os.unlink(os.path.join(path, name))
@@ -131,7 +131,7 @@ def test_a_hanging_check_is_stopped_and_the_others_still_run(tmp_path: Path) -> 
 
     results = {r.id: r for r in run_static_checks(snapshot, None, limits=StaticLimits(stage_s=120, check_s=5))}
 
-    assert list(results) == [spec.id for family in STATIC_FAMILIES for spec in specs(family)]
+    assert list(results) == [spec.id for spec in static_specs()]
     stopped = [r for r in results.values() if r.message == "did not finish within its time limit (5 s)"]
     assert len(stopped) == 3 and all(r.status == "error" and r.id.startswith("lint.") for r in stopped)
     not_run = [r for r in results.values() if r.message == "not run: the static analysis process was stopped 3 times"]
@@ -165,9 +165,9 @@ def test_the_worker_runs_with_a_memory_limit(tmp_path: Path) -> None:
     errors = [r for r in results.values() if r.status == "error"]
     assert len(errors) <= 1, errors
     assert all("MemoryError" in r.message or "static analysis process stopped" in r.message for r in errors)
-    assert results["lint.not_analysed"].evidence["not_analysed"] == [
+    assert results["lint.models_analysed"].evidence["not_analysed"] == [
         {"file": "models/marts/fct_orders.sql", "why": "ran out of memory while parsing"}]
-    assert results["lint.select_star_in_mart"].status in ("fail", "error")  # fct_small, unless it was the one lost
+    assert results["lint.mart_columns_explicit"].status in ("fail", "error")  # fct_small, unless it was the one lost
 
 
 def test_evidence_is_bounded() -> None:
