@@ -15,7 +15,7 @@ f-strings, `+`, str.format() and `{**base, ...}`.
 What it does not model: anything computed at run time (loops run once over their body,
 both branches of an `if` are taken, function calls other than the above are opaque),
 dynamic DAG factories' generated ids, imports from outside the DAG folders, Airflow's own
-defaults. dag.airflow_import_errors is the check that runs Airflow's real loader, in a
+defaults. dag.airflow_loads is the check that runs Airflow's real loader, in a
 sandboxed subprocess (grader/airflow_parse.py). Nothing here judges: the rules in
 checks/dag/ do.
 """

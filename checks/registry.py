@@ -138,11 +138,9 @@ def check(check_id: str, *, stage: Stage, severity: Severity = "error", needs: t
           title: str = "", why: str = "", fix: str = "", examples: Examples | None = None,
           trap: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a check in the catalogue (its family is the part of the id before the first dot).
-    `title` defaults to the docstring's first line.
-
-    Transitional, until the lint and dag decorators use the new ids (the lead applies RENAMED_IDS
-    there): a decorator naming an old id registers the check under its new one."""
-    check_id = current_id(check_id)
+    `title` defaults to the docstring's first line."""
+    if check_id in RENAMED_IDS:
+        raise ValueError(f"check id {check_id!r} was renamed {RENAMED_IDS[check_id]!r}: declare the new id")
     if stage not in STAGES:
         raise ValueError(f"check {check_id}: unknown stage {stage!r}; one of {', '.join(STAGES)}")
 

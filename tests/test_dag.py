@@ -54,7 +54,7 @@ def test_good_dags_pass_every_rule(tmp_path, fixture):
     ctx = workspace(tmp_path, {fixture: ""})
     for spec in specs("dag"):
         res = run_check(spec, ctx)
-        if spec.id == "dag.airflow_import_errors":
+        if spec.id == "dag.airflow_loads":
             assert res.status == "skipped"
             continue
         assert res.status == "pass", (spec.id, res.message, res.evidence.get("findings"))
@@ -63,21 +63,21 @@ def test_good_dags_pass_every_rule(tmp_path, fixture):
 def test_starter_like_dag_fails_every_rule_but_parse(tmp_path):
     ctx = workspace(tmp_path, {STARTER: ""})
     expected_fail = {
-        "dag.no_schedule",
-        "dag.catchup_implicit",
-        "dag.no_retries",
-        "dag.no_alerting",
+        "dag.scheduled",
+        "dag.catchup_explicit",
+        "dag.retries",
+        "dag.alerting",
         "dag.alerting_notifies",
-        "dag.airbyte_simulated",
-        "dag.dbt_without_tests",
-        "dag.secrets_in_code",
-        "dag.parse_time_work",
-        "dag.non_idempotent",
-        "dag.no_doc_md",
+        "dag.airbyte_triggered",
+        "dag.dbt_quality_gate",
+        "dag.secrets_outside_code",
+        "dag.light_parse",
+        "dag.uses_data_interval",
+        "dag.doc_md",
     }
     got = {s.id: run_check(s, ctx) for s in specs("dag")}
     assert {k for k, r in got.items() if r.status == "fail"} == expected_fail
-    assert got["dag.parse_error"].status == "pass"
+    assert got["dag.parses"].status == "pass"
     for rid in expected_fail:  # every finding is pinned to the file and a line
         for f in got[rid].evidence["findings"]:
             assert f["file"] == "airflow/dags/starter_like.py"
@@ -89,11 +89,11 @@ def test_starter_like_dag_fails_every_rule_but_parse(tmp_path):
 
 def test_parse_error(tmp_path):
     bad = workspace(tmp_path / "a", {"@broken_syntax.py": ""})
-    res = run("dag.parse_error", bad)
+    res = run("dag.parses", bad)
     assert res.status == "fail"
     f = res.evidence["findings"][0]
     assert f["line"] == 3 and "with DAG" in f["snippet"]
-    assert run("dag.parse_error", workspace(tmp_path / "b", {GOOD: ""})).status == "pass"
+    assert run("dag.parses", workspace(tmp_path / "b", {GOOD: ""})).status == "pass"
 
 
 def test_no_dag_files_is_skipped(tmp_path):
@@ -116,18 +116,18 @@ with DAG("cron", schedule="@hourly", catchup=True) as dag:
 
 
 def test_no_schedule(tmp_path):
-    res = run("dag.no_schedule", workspace(tmp_path / "a", {"m.py": SCHEDULE_NONE}))
+    res = run("dag.scheduled", workspace(tmp_path / "a", {"m.py": SCHEDULE_NONE}))
     assert res.status == "fail" and "schedule=None" in messages(res)[0]
-    assert run("dag.no_schedule", workspace(tmp_path / "b", {"c.py": SCHEDULE_CRON})).status == "pass"
+    assert run("dag.scheduled", workspace(tmp_path / "b", {"c.py": SCHEDULE_CRON})).status == "pass"
     assets = 'from airflow.sdk import DAG, Asset\nwith DAG("a", schedule=[Asset("s3://x")], catchup=False):\n    pass\n'
-    assert run("dag.no_schedule", workspace(tmp_path / "c", {"a.py": assets})).status == "pass"
+    assert run("dag.scheduled", workspace(tmp_path / "c", {"a.py": assets})).status == "pass"
 
 
 def test_catchup_implicit(tmp_path):
     src = 'from airflow import DAG\nwith DAG("d", schedule="@daily", default_args={"catchup": False}):\n    pass\n'
-    res = run("dag.catchup_implicit", workspace(tmp_path / "a", {"d.py": src}))
+    res = run("dag.catchup_explicit", workspace(tmp_path / "a", {"d.py": src}))
     assert res.status == "fail" and "ignored" in messages(res)[0]
-    assert run("dag.catchup_implicit", workspace(tmp_path / "b", {"c.py": SCHEDULE_CRON})).status == "pass"
+    assert run("dag.catchup_explicit", workspace(tmp_path / "b", {"c.py": SCHEDULE_CRON})).status == "pass"
 
 
 RETRIES_ON_TASKS = """
@@ -150,10 +150,10 @@ with DAG("z", default_args=args, schedule="@daily", catchup=False):
 
 
 def test_no_retries(tmp_path):
-    res = run("dag.no_retries", workspace(tmp_path / "a", {"z.py": RETRIES_ZERO}))
+    res = run("dag.retries", workspace(tmp_path / "a", {"z.py": RETRIES_ZERO}))
     assert res.status == "fail" and "retries=0" in messages(res)[0]
     assert res.evidence["findings"][0]["line"] == 4  # the retries=0 line
-    assert run("dag.no_retries", workspace(tmp_path / "b", {"t.py": RETRIES_ON_TASKS})).status == "pass"
+    assert run("dag.retries", workspace(tmp_path / "b", {"t.py": RETRIES_ON_TASKS})).status == "pass"
 
 
 def test_default_args_from_a_sibling_module(tmp_path):
@@ -162,12 +162,12 @@ def test_default_args_from_a_sibling_module(tmp_path):
         "from airflow import DAG\nfrom common import DEFAULT_ARGS\n"
         'with DAG("s", default_args=DEFAULT_ARGS, schedule="@daily", catchup=False):\n    pass\n'
     )
-    res = run("dag.no_retries", workspace(tmp_path, {"common.py": common, "s.py": dag}))
+    res = run("dag.retries", workspace(tmp_path, {"common.py": common, "s.py": dag}))
     assert res.status == "pass", res.evidence
 
 
 def test_no_alerting(tmp_path):
-    assert run("dag.no_alerting", workspace(tmp_path / "a", {"c.py": SCHEDULE_CRON})).status == "fail"
+    assert run("dag.alerting", workspace(tmp_path / "a", {"c.py": SCHEDULE_CRON})).status == "fail"
     notifier = """
     from airflow.sdk import DAG
     from airflow.providers.slack.notifications.slack import SlackNotifier
@@ -175,14 +175,14 @@ def test_no_alerting(tmp_path):
              on_failure_callback=SlackNotifier(text="{{ dag.dag_id }} failed")):
         pass
     """
-    assert run("dag.no_alerting", workspace(tmp_path / "b", {"n.py": notifier})).status == "pass"
+    assert run("dag.alerting", workspace(tmp_path / "b", {"n.py": notifier})).status == "pass"
     alert_task = """
     from airflow.sdk import DAG
     from airflow.providers.standard.operators.bash import BashOperator
     with DAG("n", schedule="@daily", catchup=False):
         BashOperator(task_id="page", bash_command="./page.sh", trigger_rule="one_failed")
     """
-    assert run("dag.no_alerting", workspace(tmp_path / "c", {"n.py": alert_task})).status == "pass"
+    assert run("dag.alerting", workspace(tmp_path / "c", {"n.py": alert_task})).status == "pass"
 
 
 AIRBYTE_NO_WAIT = """
@@ -210,18 +210,18 @@ with DAG("ab", schedule="@daily", catchup=False):
 
 
 def test_airbyte_simulated(tmp_path):
-    res = run("dag.airbyte_simulated", workspace(tmp_path / "a", {STARTER: ""}))
+    res = run("dag.airbyte_triggered", workspace(tmp_path / "a", {STARTER: ""}))
     assert res.status == "fail" and "simulated" in messages(res)[0]
-    res = run("dag.airbyte_simulated", workspace(tmp_path / "b", {"ab.py": AIRBYTE_NO_WAIT}))
+    res = run("dag.airbyte_triggered", workspace(tmp_path / "b", {"ab.py": AIRBYTE_NO_WAIT}))
     assert res.status == "fail" and "without waiting" in messages(res)[0]
-    res = run("dag.airbyte_simulated", workspace(tmp_path / "c", {"ab.py": AIRBYTE_CURL_NO_WAIT}))
+    res = run("dag.airbyte_triggered", workspace(tmp_path / "c", {"ab.py": AIRBYTE_CURL_NO_WAIT}))
     assert res.status == "fail" and "without waiting" in messages(res)[0]
-    res = run("dag.airbyte_simulated", workspace(tmp_path / "d", {"c.py": SCHEDULE_CRON}))
+    res = run("dag.airbyte_triggered", workspace(tmp_path / "d", {"c.py": SCHEDULE_CRON}))
     assert res.status == "fail" and "no Airbyte step" in messages(res)[0]
     for name, src in (("e", AIRBYTE_ASYNC_WITH_SENSOR),):
-        assert run("dag.airbyte_simulated", workspace(tmp_path / name, {"ab.py": src})).status == "pass"
-    assert run("dag.airbyte_simulated", workspace(tmp_path / "f", {GOOD: ""})).status == "pass"
-    assert run("dag.airbyte_simulated", workspace(tmp_path / "g", {TASKFLOW: ""})).status == "pass"
+        assert run("dag.airbyte_triggered", workspace(tmp_path / name, {"ab.py": src})).status == "pass"
+    assert run("dag.airbyte_triggered", workspace(tmp_path / "f", {GOOD: ""})).status == "pass"
+    assert run("dag.airbyte_triggered", workspace(tmp_path / "g", {TASKFLOW: ""})).status == "pass"
 
 
 DBT_TEST_NOT_GATING = """
@@ -246,17 +246,17 @@ with DAG("p", schedule="@daily", catchup=False):
 
 
 def test_dbt_without_tests(tmp_path):
-    res = run("dag.dbt_without_tests", workspace(tmp_path / "a", {"g.py": DBT_TEST_NOT_GATING}))
+    res = run("dag.dbt_quality_gate", workspace(tmp_path / "a", {"g.py": DBT_TEST_NOT_GATING}))
     assert res.status == "fail" and "publish" in messages(res)[0]
-    res = run("dag.dbt_without_tests", workspace(tmp_path / "b", {STARTER: ""}))
+    res = run("dag.dbt_quality_gate", workspace(tmp_path / "b", {STARTER: ""}))
     assert res.status == "fail" and "without dbt test" in messages(res)[0]
     for name, src in (("c", DBT_TEST_GATING), ("d", DBT_VIA_SUBPROCESS)):
-        assert run("dag.dbt_without_tests", workspace(tmp_path / name, {"g.py": src})).status == "pass", name
-    assert run("dag.dbt_without_tests", workspace(tmp_path / "e", {TASKFLOW: ""})).status == "pass"
+        assert run("dag.dbt_quality_gate", workspace(tmp_path / name, {"g.py": src})).status == "pass", name
+    assert run("dag.dbt_quality_gate", workspace(tmp_path / "e", {TASKFLOW: ""})).status == "pass"
 
 
 def test_secrets_in_code_are_masked(tmp_path):
-    res = run("dag.secrets_in_code", workspace(tmp_path / "a", {STARTER: ""}))
+    res = run("dag.secrets_outside_code", workspace(tmp_path / "a", {STARTER: ""}))
     assert res.status == "fail"
     kinds = " ".join(messages(res))
     assert "connection URI" in kinds and "`password`" in kinds and "inside a string" in kinds
@@ -270,11 +270,11 @@ def test_secrets_in_code_are_masked(tmp_path):
         BashOperator(task_id="psql", bash_command="psql", env={"PGPASSWORD": "{{ conn.pg.password }}"})
         BashOperator(task_id="t", bash_command="curl -H 'token: $AIRBYTE_TOKEN' http://x")
     """
-    assert run("dag.secrets_in_code", workspace(tmp_path / "b", {"s.py": templated})).status == "pass"
+    assert run("dag.secrets_outside_code", workspace(tmp_path / "b", {"s.py": templated})).status == "pass"
 
 
 def test_parse_time_work(tmp_path):
-    res = run("dag.parse_time_work", workspace(tmp_path / "a", {STARTER: ""}))
+    res = run("dag.light_parse", workspace(tmp_path / "a", {STARTER: ""}))
     assert res.status == "fail"
     assert {f["line"] for f in res.evidence["findings"]} == {12, 13}
     inside = """
@@ -288,11 +288,11 @@ def test_parse_time_work(tmp_path):
     if __name__ == "__main__":
         open("local-debug.txt", "w")
     """
-    assert run("dag.parse_time_work", workspace(tmp_path / "b", {"ok.py": inside})).status == "pass"
+    assert run("dag.light_parse", workspace(tmp_path / "b", {"ok.py": inside})).status == "pass"
 
 
 def test_non_idempotent(tmp_path):
-    res = run("dag.non_idempotent", workspace(tmp_path / "a", {STARTER: ""}))
+    res = run("dag.uses_data_interval", workspace(tmp_path / "a", {STARTER: ""}))
     assert res.status == "fail" and res.evidence["findings"][0]["line"] == 24
     bash_date = """
     from airflow.sdk import DAG
@@ -300,21 +300,21 @@ def test_non_idempotent(tmp_path):
     with DAG("d", schedule="@daily", catchup=False):
         BashOperator(task_id="export", bash_command="export.sh --day $(date +%F)")
     """
-    res = run("dag.non_idempotent", workspace(tmp_path / "b", {"d.py": bash_date}))
+    res = run("dag.uses_data_interval", workspace(tmp_path / "b", {"d.py": bash_date}))
     assert res.status == "fail" and "$(date" in messages(res)[0]
     # the good DAG uses datetime.now() only inside its failure callback, and {{ ds }} in tasks
-    assert run("dag.non_idempotent", workspace(tmp_path / "c", {GOOD: ""})).status == "pass"
+    assert run("dag.uses_data_interval", workspace(tmp_path / "c", {GOOD: ""})).status == "pass"
 
 
 def test_no_doc_md(tmp_path):
-    res = run("dag.no_doc_md", workspace(tmp_path / "a", {"c.py": SCHEDULE_CRON}))
+    res = run("dag.doc_md", workspace(tmp_path / "a", {"c.py": SCHEDULE_CRON}))
     assert res.status == "fail"
     attr = SCHEDULE_CRON.replace(" as dag:\n    pass", " as dag:\n    dag.doc_md = 'Runbook: rerun the failed task.'")
-    assert run("dag.no_doc_md", workspace(tmp_path / "b", {"c.py": attr})).status == "pass"
+    assert run("dag.doc_md", workspace(tmp_path / "b", {"c.py": attr})).status == "pass"
     module_doc = '"""Runbook."""\nfrom airflow import DAG\nwith DAG("m", doc_md=__doc__, schedule="@daily", catchup=False):\n    pass\n'
-    assert run("dag.no_doc_md", workspace(tmp_path / "c", {"m.py": module_doc})).status == "pass"
+    assert run("dag.doc_md", workspace(tmp_path / "c", {"m.py": module_doc})).status == "pass"
     no_module_doc = module_doc.split("\n", 1)[1]
-    assert run("dag.no_doc_md", workspace(tmp_path / "d", {"m.py": no_module_doc})).status == "fail"
+    assert run("dag.doc_md", workspace(tmp_path / "d", {"m.py": no_module_doc})).status == "fail"
 
 
 def test_dependency_graph_styles(tmp_path):
@@ -361,7 +361,7 @@ def test_grading_a_malicious_dag_creates_nothing(tmp_path):
     results = {s.id: run_check(s, ctx) for s in specs("dag")}
     assert list(target.parent.iterdir()) == [], "grading executed the DAG"
     assert "evil" not in sys.modules and set(sys.modules) - set(before) <= {"grader.airflow_parse"}
-    assert results["dag.parse_time_work"].status == "fail"  # and it says so
+    assert results["dag.light_parse"].status == "fail"  # and it says so
     assert all(r.status != "error" for r in results.values())
 
 
@@ -397,7 +397,7 @@ def test_real_world_airflow_example_dags_do_not_crash_any_rule():
         rid: r.message for rid, r in results.items() if r.status == "error"
     }
     assert sum(len(f.dags) for f in parsed) >= 50  # the analysis understood them
-    assert results["dag.parse_error"].status == "pass"
+    assert results["dag.parses"].status == "pass"
 
 
 @pytest.mark.slow
@@ -413,10 +413,10 @@ def test_optional_airflow_loader_reports_import_errors(tmp_path):
     """
     broken = "from airflow.sdk import DAG\nimport not_a_module_anywhere\n"
     ctx = workspace(tmp_path, {"ok.py": ok, "broken.py": broken})
-    res = run("dag.airflow_import_errors", ctx)
+    res = run("dag.airflow_loads", ctx)
     assert res.status == "skipped"  # off by default
     ctx.airflow_python = python
-    res = run("dag.airflow_import_errors", ctx)
+    res = run("dag.airflow_loads", ctx)
     assert res.status == "fail", res.message
     assert list(res.evidence["import_errors"]) == ["airflow/dags/broken.py"]
     assert "not_a_module_anywhere" in res.evidence["import_errors"]["airflow/dags/broken.py"]
@@ -459,7 +459,7 @@ with DAG("p", schedule="@daily", catchup=False, on_failure_callback=on_fail):
 def test_alerting_that_only_logs_is_not_alerting_a_person(tmp_path):
     res = run("dag.alerting_notifies", workspace(tmp_path / "a", {"p.py": LOGGING_CALLBACK}))
     assert res.status == "fail" and "on_fail only logs" in messages(res)[0]
-    assert run("dag.no_alerting", workspace(tmp_path / "b", {"p.py": LOGGING_CALLBACK})).status == "pass"
+    assert run("dag.alerting", workspace(tmp_path / "b", {"p.py": LOGGING_CALLBACK})).status == "pass"
     for name, src in (("c", NOTIFIER_CALLBACK), ("d", HELPER_CALLBACK)):
         res = run("dag.alerting_notifies", workspace(tmp_path / name, {"p.py": src}))
         assert res.status == "pass", (name, res.message)

@@ -227,7 +227,7 @@ def test_select_star_in_mart(tmp_path):
         from {{ ref('stg_orders') }}
     """,
     )
-    res = run("lint.select_star_in_mart", workspace(tmp_path / "a", manifest(bad)))
+    res = run("lint.mart_columns_explicit", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail"
     assert findings(res)[0]["file"] == "dbt/models/marts/fct_orders.sql" and findings(res)[0]["line"] == 1
     for i, sql in enumerate(
@@ -237,7 +237,7 @@ def test_select_star_in_mart(tmp_path):
             "with s as (select * from {{ ref('stg_orders') }}) select * from s",
         ]
     ):
-        res = run("lint.select_star_in_mart", workspace(tmp_path / f"b{i}", manifest(model("marts/fct_x.sql", sql))))
+        res = run("lint.mart_columns_explicit", workspace(tmp_path / f"b{i}", manifest(model("marts/fct_x.sql", sql))))
         assert res.status == "fail", sql
     good = model(
         "marts/fct_orders.sql",
@@ -247,10 +247,10 @@ def test_select_star_in_mart(tmp_path):
         select * from final
     """,
     )
-    assert run("lint.select_star_in_mart", workspace(tmp_path / "c", manifest(good))).status == "pass"
+    assert run("lint.mart_columns_explicit", workspace(tmp_path / "c", manifest(good))).status == "pass"
     # staging models may select *
     stg = model("staging/stg_orders.sql", "select * from {{ source('raw', 'orders') }}")
-    assert run("lint.select_star_in_mart", workspace(tmp_path / "d", manifest(stg, good))).status == "pass"
+    assert run("lint.mart_columns_explicit", workspace(tmp_path / "d", manifest(stg, good))).status == "pass"
 
 
 def test_select_star_from_compiled_sql_is_located_in_the_raw_file(tmp_path):
@@ -262,7 +262,7 @@ def test_select_star_from_compiled_sql_is_located_in_the_raw_file(tmp_path):
     """,
         compiled="select * from `marketplace-analytics`.`staging`.`stg_users`",
     )
-    res = run("lint.select_star_in_mart", workspace(tmp_path, manifest(node)))
+    res = run("lint.mart_columns_explicit", workspace(tmp_path, manifest(node)))
     assert res.status == "fail"
     f = findings(res)[0]
     assert f["file"].startswith("dbt/models/marts/dim_users.sql") and f["line"] == 1
@@ -278,7 +278,7 @@ def test_hardcoded_relation(tmp_path):
         left join raw.users u on u.id = o.buyer_id
     """,
     )
-    res = run("lint.hardcoded_relation", workspace(tmp_path / "a", manifest(bad)))
+    res = run("lint.relations_via_ref", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail"
     got = {(f["line"], f["message"].split("`")[1]) for f in findings(res)}
     assert got == {(3, "marketplace-analytics.raw.orders"), (4, "raw.users")}
@@ -294,27 +294,27 @@ def test_hardcoded_relation(tmp_path):
         group by 1
     """,
     )
-    assert run("lint.hardcoded_relation", workspace(tmp_path / "b", manifest(good))).status == "pass"
+    assert run("lint.relations_via_ref", workspace(tmp_path / "b", manifest(good))).status == "pass"
 
 
 def test_hardcoded_relation_without_manifest(tmp_path):
     ctx = workspace(tmp_path, None, {"models/staging/stg_users.sql": "select * from marketplace.raw.users"})
-    res = run("lint.hardcoded_relation", ctx)
+    res = run("lint.relations_via_ref", ctx)
     assert res.status == "fail" and findings(res)[0]["line"] == 1
 
 
 def test_mart_reads_source(tmp_path):
     bad = model("marts/dim_users.sql", "select id as user_id from {{ source('raw', 'users') }}")
-    res = run("lint.mart_reads_source", workspace(tmp_path / "a", manifest(bad)))
+    res = run("lint.marts_build_on_staging", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail" and "raw.users" in findings(res)[0]["message"] and findings(res)[0]["line"] == 1
     inter = model("intermediate/int_x.sql", "select 1 as a from {{ source('raw', 'users') }}")
     good = model("marts/dim_users.sql", "select user_id from {{ ref('stg_users') }}")
-    res = run("lint.mart_reads_source", workspace(tmp_path / "b", manifest(inter, good)))
+    res = run("lint.marts_build_on_staging", workspace(tmp_path / "b", manifest(inter, good)))
     assert res.status == "fail" and "int_x" in findings(res)[0]["message"]
-    assert run("lint.mart_reads_source", workspace(tmp_path / "c", manifest(good))).status == "pass"
+    assert run("lint.marts_build_on_staging", workspace(tmp_path / "c", manifest(good))).status == "pass"
     # and from the raw files when dbt could not parse
     ctx = workspace(tmp_path / "d", None, {"models/marts/dim_users.sql": bad["raw_code"]})
-    assert run("lint.mart_reads_source", ctx).status == "fail"
+    assert run("lint.marts_build_on_staging", ctx).status == "fail"
 
 
 def test_staging_joins(tmp_path):
@@ -326,7 +326,7 @@ def test_staging_joins(tmp_path):
         join {{ source('raw', 'users') }} u on u.id = o.buyer_id
     """,
     )
-    res = run("lint.staging_joins", workspace(tmp_path / "a", manifest(bad)))
+    res = run("lint.staging_single_source", workspace(tmp_path / "a", manifest(bad)))
     assert res.status == "fail" and findings(res)[0]["line"] == 3
     assert "source('raw', 'users')" in findings(res)[0]["message"]
     good = model(
@@ -335,18 +335,18 @@ def test_staging_joins(tmp_path):
         select id as product_id, tag from {{ source('raw', 'products') }} cross join unnest(tags) as tag
     """,
     )
-    assert run("lint.staging_joins", workspace(tmp_path / "b", manifest(good))).status == "pass"
+    assert run("lint.staging_single_source", workspace(tmp_path / "b", manifest(good))).status == "pass"
 
 
 def test_mart_missing_pk_test(tmp_path):
     fct = model("marts/fct_orders.sql", "select order_id, status from {{ ref('stg_orders') }}")
     res = run(
-        "lint.mart_missing_pk_test",
+        "lint.mart_pk_tested",
         workspace(tmp_path / "a", manifest(fct, dbt_test("unique", "fct_orders", "order_id"))),
     )
     assert res.status == "fail" and "unique(order_id)" in findings(res)[0]["message"]
     ok = manifest(fct, dbt_test("unique", "fct_orders", "order_id"), dbt_test("not_null", "fct_orders", "order_id"))
-    res = run("lint.mart_missing_pk_test", workspace(tmp_path / "b", ok))
+    res = run("lint.mart_pk_tested", workspace(tmp_path / "b", ok))
     assert res.status == "pass" and res.evidence["keys"]["fct_orders"].startswith("order_id")
     combo = model("marts/fct_daily_sales.sql", "select order_date, shipping_country, 1 as gmv_usd from {{ ref('x') }}")
     ok = manifest(
@@ -358,16 +358,16 @@ def test_mart_missing_pk_test(tmp_path):
             combination_of_columns=["order_date", "shipping_country"],
         ),
     )
-    assert run("lint.mart_missing_pk_test", workspace(tmp_path / "c", ok)).status == "pass"
+    assert run("lint.mart_pk_tested", workspace(tmp_path / "c", ok)).status == "pass"
     constrained = model(
         "marts/dim_users.sql",
         "select user_id from {{ ref('stg_users') }}",
         constraints=[{"type": "primary_key", "columns": ["user_id"]}],
     )
-    assert run("lint.mart_missing_pk_test", workspace(tmp_path / "d", manifest(constrained))).status == "pass"
+    assert run("lint.mart_pk_tested", workspace(tmp_path / "d", manifest(constrained))).status == "pass"
     assert (
         run(
-            "lint.mart_missing_pk_test",
+            "lint.mart_pk_tested",
             workspace(tmp_path / "e", None, {"models/marts/fct_orders.sql": fct["raw_code"]}),
         ).status
         == "skipped"
@@ -415,9 +415,9 @@ def test_accepted_values_coverage(tmp_path):
 def test_undocumented_models(tmp_path):
     a = model("marts/fct_orders.sql", "select 1 as order_id", description="One row per order.")
     b = model("marts/dim_users.sql", "select 1 as user_id")
-    res = run("lint.undocumented_models", workspace(tmp_path / "a", manifest(a, b)))
+    res = run("lint.models_documented", workspace(tmp_path / "a", manifest(a, b)))
     assert res.status == "fail" and res.score == 0.5 and "dim_users" in findings(res)[0]["message"]
-    assert run("lint.undocumented_models", workspace(tmp_path / "b", manifest(a))).status == "pass"
+    assert run("lint.models_documented", workspace(tmp_path / "b", manifest(a))).status == "pass"
 
 
 def test_undocumented_columns(tmp_path):
@@ -431,17 +431,17 @@ def test_undocumented_columns(tmp_path):
         "select user_id, country_code from {{ ref('y') }}",
         columns={"user_id": "User.", "country_code": ""},
     )
-    res = run("lint.undocumented_columns", workspace(tmp_path / "a", manifest(doc, half)))
+    res = run("lint.columns_documented", workspace(tmp_path / "a", manifest(doc, half)))
     assert res.status == "fail" and res.score == 0.75  # 3 of 4 columns, below the 0.8 bar
     assert res.evidence["undocumented"] == {"dim_users": ["country_code"]}
-    assert run("lint.undocumented_columns", workspace(tmp_path / "b", manifest(doc))).status == "pass"
+    assert run("lint.columns_documented", workspace(tmp_path / "b", manifest(doc))).status == "pass"
     # a column selected in SQL but absent from the YAML counts as undocumented
     extra = model(
         "marts/fct_orders.sql",
         "select order_id, status, note from {{ ref('x') }}",
         columns={"order_id": "The grain.", "status": "Order status."},
     )
-    res = run("lint.undocumented_columns", workspace(tmp_path / "c", manifest(extra)))
+    res = run("lint.columns_documented", workspace(tmp_path / "c", manifest(extra)))
     assert res.evidence["undocumented"] == {"fct_orders": ["note"]}
 
 
@@ -670,16 +670,16 @@ def test_rules_that_need_the_manifest_skip_and_the_others_still_run(tmp_path):
     )
     got = {s.id: run_check(s, ctx).status for s in specs("lint")}
     needs = {
-        "lint.mart_missing_pk_test",
+        "lint.mart_pk_tested",
         "lint.relationship_coverage",
         "lint.accepted_values_coverage",
-        "lint.undocumented_models",
-        "lint.undocumented_columns",
+        "lint.models_documented",
+        "lint.columns_documented",
         "lint.source_freshness",
     }
     # The layout rule has nothing to place when no deduplication is recognised (SELECT DISTINCT * is none).
     assert {k for k, v in got.items() if v == "skipped"} == needs | {"lint.payments_dedup_layer"}
-    assert got["lint.payments_dedup_pattern"] == "fail" and got["lint.select_star_in_mart"] == "fail"
+    assert got["lint.payments_dedup_pattern"] == "fail" and got["lint.mart_columns_explicit"] == "fail"
     assert "error" not in got.values()
 
 
@@ -739,8 +739,8 @@ def test_dbt_parse_good_fixture_passes_every_rule(parsed_fixtures):
 @pytest.mark.slow
 def test_dbt_parse_bad_fixture_fails_every_rule(parsed_fixtures):
     ctx = parsed_fixtures["dbt_bad"]
-    # lint.not_analysed judges whether the SQL could be analysed, not its quality: it passes
-    res = {s.id: run_check(s, ctx) for s in specs("lint") if s.id != "lint.not_analysed"}
+    # lint.models_analysed judges whether the SQL could be analysed, not its quality: it passes
+    res = {s.id: run_check(s, ctx) for s in specs("lint") if s.id != "lint.models_analysed"}
     # No deduplication recognised: the layout rule has nothing to place and leaves the verdict to the trap's checks.
     layout = res.pop("lint.payments_dedup_layer")
     assert layout.status == "skipped" and "payments.dedup" in layout.message
@@ -776,7 +776,7 @@ def test_unchanged_handout_models_earn_no_coverage_or_docs_credit(tmp_path):
     man = manifest(given, dbt_test("relationships", "stg_categories", "parent_category_id"))
     ctx = workspace(tmp_path / "a", man)
     ctx.starter_root = starter
-    for rid in ("lint.relationship_coverage", "lint.undocumented_models", "lint.undocumented_columns"):
+    for rid in ("lint.relationship_coverage", "lint.models_documented", "lint.columns_documented"):
         res = run(rid, ctx)
         assert res.status == "fail" and res.score == 0.0 and "handed out" in res.message, rid
     # once the candidate adds their own model, it is what gets judged
@@ -788,7 +788,7 @@ def test_unchanged_handout_models_earn_no_coverage_or_docs_credit(tmp_path):
     )
     ctx = workspace(tmp_path / "b", manifest(given, mine))
     ctx.starter_root = starter
-    assert run("lint.undocumented_models", ctx).evidence["models_checked"] == 1
+    assert run("lint.models_documented", ctx).evidence["models_checked"] == 1
     assert run("lint.relationship_coverage", ctx).evidence["uncovered"] == ["dim_products.category_id"]
 
 

@@ -12,7 +12,7 @@ from checks.static_rules import static_check
 
 
 @static_check(
-    "dag.no_doc_md",
+    "dag.doc_md",
     needs=("dags",),
     severity="info",
     title="Each DAG carries doc_md for on-call (what it does, what to do when it fails).",

@@ -60,7 +60,7 @@ _DBT_BUILD = ('    dbt_build = BashOperator(task_id="dbt_build", bash_command="c
 
 
 @static_check(
-    "dag.airbyte_simulated",
+    "dag.airbyte_triggered",
     needs=("dags",),
     severity="error",
     title="The Airbyte step really triggers a sync and waits for it (AirbyteTriggerSyncOperator, a job sensor, "
@@ -118,7 +118,7 @@ def _dbt_kind(file: DagFile, task: TaskDef) -> set[str]:
 
 
 @static_check(
-    "dag.dbt_without_tests",
+    "dag.dbt_quality_gate",
     needs=("dags",),
     severity="error",
     title="dbt acts as a quality gate: `dbt build`, or `dbt test` after `dbt run` with every downstream task "

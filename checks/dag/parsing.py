@@ -16,7 +16,7 @@ from checks.static_rules import static_check
 
 
 @static_check(
-    "dag.parse_error",
+    "dag.parses",
     needs=("dags",),
     severity="error",
     title="Every DAG file is valid Python (checked with ast, without running it).",
@@ -102,7 +102,7 @@ def _parse_time_calls(file: DagFile) -> Iterable[tuple[ast.Call, str, str]]:
 
 
 @static_check(
-    "dag.parse_time_work",
+    "dag.light_parse",
     needs=("dags",),
     severity="warning",
     title="No I/O or heavy work at import time (network, files, subprocess, sleep, Variable/hook lookups): the "
@@ -134,7 +134,7 @@ def parse_time_work(ctx: StaticContext) -> list[Finding]:
 
 
 @static_check(
-    "dag.airflow_import_errors",
+    "dag.airflow_loads",
     needs=("dags",),
     severity="error",
     title="Optional: Airflow's own loader (DagBag), in a sandboxed time-limited subprocess, imports every DAG "

@@ -15,7 +15,7 @@ from checks.static_rules import static_check
 
 
 @static_check(
-    "dag.no_retries",
+    "dag.retries",
     needs=("dags",),
     severity="warning",
     title="Tasks retry transient failures: retries (and ideally retry_delay) in default_args or on every task.",
@@ -61,7 +61,7 @@ _CALLBACKS = ("on_failure_callback", "sla_miss_callback", "deadline", "on_retry_
 
 
 @static_check(
-    "dag.no_alerting",
+    "dag.alerting",
     needs=("dags",),
     severity="warning",
     title="Failures reach a person: on_failure_callback, email on failure, a notifier, an SLA/deadline callback "

@@ -15,7 +15,7 @@ from checks.static_rules import static_check
 
 
 @static_check(
-    "dag.no_schedule",
+    "dag.scheduled",
     needs=("dags",),
     severity="warning",
     title="Each DAG states a schedule (cron, timedelta, timetable or assets); None means it only runs when triggered.",
@@ -38,7 +38,7 @@ def no_schedule(ctx: StaticContext) -> CheckResult:
 
 
 @static_check(
-    "dag.catchup_implicit",
+    "dag.catchup_explicit",
     needs=("dags",),
     severity="warning",
     title="Each DAG sets catchup explicitly (its default differs between Airflow 2 and 3 and deployments).",
@@ -70,7 +70,7 @@ _COMMAND_ARGUMENTS = ("bash_command", "sql", "command", "cmds", "arguments", "qu
 
 
 @static_check(
-    "dag.non_idempotent",
+    "dag.uses_data_interval",
     needs=("dags",),
     severity="warning",
     title="Task logic uses the run's data interval (logical_date, data_interval_start, {{ ds }}) instead of the "

@@ -37,7 +37,7 @@ _TEXT_PATTERNS = (
 
 
 @static_check(
-    "dag.secrets_in_code",
+    "dag.secrets_outside_code",
     needs=("dags",),
     severity="error",
     title="No passwords, tokens or credentialed connection URIs in DAG code; use Airflow connections, variables or "

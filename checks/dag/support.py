@@ -28,7 +28,7 @@ def defined_dags(ctx: StaticContext) -> list[tuple[DagFile, DagDef]]:
     dags = all_dags(ctx)
     if not dags:
         broken = sum(1 for file in dag_files(ctx) if file.error)
-        why = f" ({broken} file(s) do not parse, see dag.parse_error)" if broken else ""
+        why = f" ({broken} file(s) do not parse, see dag.parses)" if broken else ""
         raise CheckSkipped(f"skipped: no DAG definition found in {len(ctx.dag_files)} DAG file(s){why}")
     return dags
 

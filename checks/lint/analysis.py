@@ -14,7 +14,7 @@ _NESTED = "coalesce(" * MAX_TREE_DEPTH + "discount_amount" + ", 0)" * MAX_TREE_D
 
 
 @static_check(
-    "lint.not_analysed",
+    "lint.models_analysed",
     needs=("project",),
     severity="warning",
     title="Every model's SQL was small and simple enough to analyse (a model that was not escapes every lint rule).",

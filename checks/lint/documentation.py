@@ -19,7 +19,7 @@ _DESCRIBED = (
 
 
 @static_check(
-    "lint.undocumented_models",
+    "lint.models_documented",
     needs=("manifest", "project"),
     severity="warning",
     title="Every model has a description (score: share of models documented).",
@@ -40,7 +40,7 @@ def undocumented_models(ctx: StaticContext) -> CheckResult:
 
 
 @static_check(
-    "lint.undocumented_columns",
+    "lint.columns_documented",
     needs=("manifest", "project"),
     severity="info",
     title="Share of model output columns (documented in YAML or selected in SQL) that have a description.",

@@ -62,7 +62,7 @@ def _leaking_star(select: exp.Select, named: dict[str, exp.Expr], seen: set[int]
 
 
 @static_check(
-    "lint.select_star_in_mart",
+    "lint.mart_columns_explicit",
     needs=("project",),
     severity="warning",
     title="Marts list their output columns instead of passing `SELECT *` through from upstream.",
@@ -125,7 +125,7 @@ def _hardcoded_by_regex(ctx: StaticContext, model: Model, text: Stripped) -> lis
 
 
 @static_check(
-    "lint.hardcoded_relation",
+    "lint.relations_via_ref",
     needs=("project",),
     severity="error",
     title="Models read other relations through ref()/source(), never a literal dataset.table.",
@@ -175,7 +175,7 @@ def hardcoded_relation(ctx: StaticContext) -> CheckResult:
 
 
 @static_check(
-    "lint.mart_reads_source",
+    "lint.marts_build_on_staging",
     needs=("project",),
     severity="warning",
     title="Marts and intermediate models build on staging models, not on source() directly.",
@@ -203,7 +203,7 @@ def mart_reads_source(ctx: StaticContext) -> CheckResult:
 
 
 @static_check(
-    "lint.staging_joins",
+    "lint.staging_single_source",
     needs=("project",),
     severity="warning",
     title="Staging models clean one source table each; joins belong in intermediate models or marts.",

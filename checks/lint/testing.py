@@ -74,7 +74,7 @@ def _primary_key(model: Model, tests: list[TestInfo]) -> str | None:
 
 
 @static_check(
-    "lint.mart_missing_pk_test",
+    "lint.mart_pk_tested",
     needs=("manifest", "project"),
     severity="warning",
     title="Each mart has a tested primary key: unique + not_null on one column, a combination-unique test, or a "
