@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable
 
-from checks.marts import MARTS, MartProblem, ResultContext, jsonable
+from checks.marts import MARTS, MartProblem, ResultContext, fetch, jsonable
 from checks.registry import REGISTRY, CheckResult, check, run_check
 from grader.dataset.generator import Dataset
 
@@ -43,7 +43,7 @@ def mart_fingerprints(ctx: ResultContext) -> dict[str, dict[str, Any]]:
         except MartProblem:
             continue
         rows = [json.dumps({k: jsonable(v) for k, v in row.items()}, sort_keys=True, default=str)
-                for row in ctx.client.query(f"SELECT * FROM `{relation}`").result()]
+                for row in fetch(ctx.client, f"SELECT * FROM `{relation}`", retry_s=ctx.retry_s)]
         digest = hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()
         prints[model] = {"relation": relation, "rows": len(rows), "sha256": digest}
     return prints
