@@ -19,6 +19,9 @@ from typing import Any, Callable
 import git
 import yaml
 
+from grader.options import GradeOptions
+from grader.pipeline import run_grade
+
 REPO = Path(__file__).resolve().parents[1]
 CALIBRATION_DIR = REPO / "calibration"
 STARTER_DIR = REPO / "environment"
@@ -134,9 +137,6 @@ def calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     With `--panel`, only the solutions the panel names (and `--only`) are graded, and the
     agreement between the panel's levels and the automatic ones is printed after the table.
     """
-    from grader.cli import grade_parser
-    from grader.pipeline import run_grade
-
     try:
         calibration = load_calibration()
         panel = load_panel(args.panel) if getattr(args, "panel", None) else None
@@ -157,10 +157,9 @@ def calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         for solution in solutions:
             progress(f"calibration: {solution.name} (expected {expectation(solution)})")
             workspace = materialise(solution, Path(tmp))
-            grade_args = grade_parser().parse_args(
-                [str(workspace), "--out", str(args.out), "--scale", args.scale, "--quiet"]
-                + (["--dbt-timeout", str(args.dbt_timeout)] if args.dbt_timeout else []))
-            code = run_grade(grade_args, progress if args.verbose else (lambda message: None))
+            options = GradeOptions(out=args.out, scale=args.scale, quiet=True,
+                                   **({"dbt_timeout": args.dbt_timeout} if args.dbt_timeout else {}))
+            code = run_grade(workspace, options, progress if args.verbose else (lambda message: None))
             report_path = args.out / solution.name / "report.json"
             report = json.loads(report_path.read_text()) if report_path.exists() else None
             if report:

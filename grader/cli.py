@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from grader import __version__
+from grader.options import DEFAULT_DBT_TIMEOUT_S, DEFAULT_MEMORY_GB, DEFAULT_TIME_LIMIT_S, REBUILD_PASSES, GradeOptions
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
 
@@ -48,9 +49,6 @@ class Progress:
     def __call__(self, message: str) -> None:
         if not self.quiet:
             print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-DEFAULT_TIME_LIMIT_S = 1800.0
 
 
 def positive_seconds(value: str) -> float:
@@ -100,14 +98,14 @@ def grade_parser() -> argparse.ArgumentParser:
     parser.add_argument("--notes", type=Path, default=None, metavar="FILE",
                         help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
                              "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
-    parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
+    parser.add_argument("--dbt-timeout", type=float, default=DEFAULT_DBT_TIMEOUT_S, metavar="SECONDS",
                         help="time limit for the first dbt seed + build, and for each rebuild (default: 900); "
                              "all of them also draw from --time-limit")
     parser.add_argument("--time-limit", type=positive_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
                         help=f"one deadline for the whole grading (default: {DEFAULT_TIME_LIMIT_S:g}, several times "
                              "what the default dataset needs); the passes left when it is spent are skipped, "
                              "with the reason, and the report is still written")
-    parser.add_argument("--memory-limit", type=positive_gb, default=4.0, metavar="GB",
+    parser.add_argument("--memory-limit", type=positive_gb, default=DEFAULT_MEMORY_GB, metavar="GB",
                         help="address space allowed to each process that runs candidate code (dbt, the Airflow "
                              "loader); the warehouse engine's queries get three quarters of it (DuckDB's memory_limit) "
                              "(default: 4)")
@@ -120,7 +118,7 @@ def grade_parser() -> argparse.ArgumentParser:
                         help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
                              "dbt.generalises): one dbt build instead of about ten")
     parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None,
-                        choices=["dbt.idempotent", "tests.mutations", "dbt.generalises"],
+                        choices=list(REBUILD_PASSES),
                         help="run only these rebuilding checks (default: all three)")
     parser.add_argument("--airflow-python", type=Path, default=None, metavar="PYTHON",
                         help="off by default: also load the DAGs with Airflow's own DagBag using this interpreter "
@@ -235,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         from grader.pipeline import run_grade
 
         args = grade_parser().parse_args(argv)
-        return run_grade(args, Progress(args.quiet))
+        return run_grade(args.workspace, GradeOptions.from_namespace(args), Progress(args.quiet))
     except KeyboardInterrupt:
         print("grade: interrupted", file=sys.stderr)
         return 130

@@ -14,14 +14,15 @@ from pathlib import Path
 
 def main(payload_path: str) -> int:
     from grader.cli import Progress
-    from grader.pipeline import options_from_payload, run_grade
+    from grader.options import GradeOptions
+    from grader.pipeline import run_grade
     from grader.sandbox import bring_loopback_up
 
     payload = json.loads(Path(payload_path).read_text(encoding="utf-8"))
-    args = options_from_payload(payload)
-    if payload.get("private_network"):
+    options = GradeOptions.from_payload(payload["options"])
+    if options.private_network:
         bring_loopback_up()
-    return run_grade(args, Progress(args.quiet))
+    return run_grade(Path(payload["workspace"]), options, Progress(options.quiet))
 
 
 if __name__ == "__main__":

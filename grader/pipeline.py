@@ -7,7 +7,6 @@ happened is written and no emulator or dbt process is left behind.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -16,43 +15,18 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from checks.registry import CheckResult
-from grader import __version__
+from grader.grading import Deadline, Grading
+from grader.options import GradeOptions
+from grader.report import summary_lines, write_reports
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
 CACHE_DIR = Path.home() / ".cache" / "de-exercise-grader"
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class Grading:
-    """Everything a run learned, stage by stage; the report is rendered from it."""
-
-    candidate: str
-    workspace: str
-    seed: int
-    scale: str
-    snapshot: Any = None
-    dataset: Any = None
-    warehouse: dict[str, Any] = field(default_factory=lambda: {"warehouse": None, "versions": {}})
-    dbt: Any = None
-    checks: list[CheckResult] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
-    work_dir: str | None = None
-    airflow_python: Path | None = None
-    interrupted: bool = False
-    isolation: dict[str, Any] = field(default_factory=dict)
-    deadline: Any = None  # Deadline
-
-    def fail(self, stage: str, message: str) -> None:
-        self.errors.append({"stage": stage, "message": message})
 
 
 @contextmanager
@@ -72,8 +46,8 @@ def candidate_name(workspace: Path, given: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("._") or "candidate"
 
 
-def run_grade(args: argparse.Namespace, progress: Progress) -> int:
-    """Grade `args.workspace`; the exit status of the grader contract.
+def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int:
+    """Grade `workspace`; the exit status of the grader contract.
 
     Outside the grading namespace this validates the arguments, then re-runs itself inside
     one (grader.sandbox) where the machine allows; inside it (or unisolated, when the
@@ -82,7 +56,7 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     from grader.dataset.generator import CANONICAL_SEED
     from grader.sandbox import in_grading_namespace
 
-    workspace: Path = args.workspace
+    args = options
     if not workspace.exists():
         print(f"grade: {workspace}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
@@ -107,11 +81,11 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         from grader.packages import prefetch  # `dbt deps` needs the network the grading namespace lacks
 
         prefetch(workspace, CACHE_DIR / "dbt-packages", progress)
-        return _grade_in_namespace(args, isolation)
+        return _grade_in_namespace(workspace, args, isolation)
     grading = Grading(candidate=args.name or name, workspace=str(workspace.resolve()),
                       seed=CANONICAL_SEED if args.seed is None else args.seed, scale=args.scale)
     grading.isolation = {k: v for k, v in isolation.items() if k != "enter_namespace"}
-    own_work_dir = args.work_dir is None or getattr(args, "own_work_dir", False)
+    own_work_dir = args.work_dir is None or args.own_work_dir
     work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if args.work_dir is None else args.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     if in_grading_namespace() and own_work_dir and not args.keep_work_dir:
@@ -123,7 +97,7 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     started = time.monotonic()
     exit_code = EXIT_OK
     try:
-        exit_code = _grade(grading, args, work_dir, progress)
+        exit_code = _grade(grading, workspace, args, work_dir, progress)
     except (KeyboardInterrupt, SystemExit):
         grading.interrupted = True
         grading.fail("run", "interrupted (Ctrl-C or SIGTERM): the grading did not finish")
@@ -131,8 +105,6 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     finally:
         reap_strays(work_dir)
         grading.timings["total_s"] = round(time.monotonic() - started, 3)
-        from grader.report import write_reports
-
         try:
             paths = write_reports(grading, out_dir)
             progress(f"report written: {paths['html']}")
@@ -147,29 +119,14 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     return exit_code
 
 
-class Deadline:
-    """One time limit for the whole grading (--time-limit): dbt and every pass draw from it."""
-
-    def __init__(self, limit_s: float | None):
-        self.limit_s = limit_s
-        self._ends = None if limit_s is None else time.monotonic() + limit_s
-
-    def remaining(self) -> float:
-        return float("inf") if self._ends is None else max(self._ends - time.monotonic(), 0.0)
-
-    def budget(self, wanted: float) -> float:
-        """`wanted` seconds, or what is left of the grading's time when that is less."""
-        return min(wanted, self.remaining())
-
-
-def limits_of(args: argparse.Namespace) -> Any:
+def limits_of(options: GradeOptions) -> Any:
     from grader.sandbox import Limits
 
-    memory_gb = getattr(args, "memory_limit", None)
+    memory_gb = options.memory_limit
     return Limits() if memory_gb is None else Limits(memory_bytes=int(memory_gb * 1024 ** 3))
 
 
-def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
+def grading_isolation(args: GradeOptions) -> dict[str, Any]:
     """How this grading isolates candidate code: the report's environment.isolation.
 
     `enter_namespace` True: the caller must re-run the grading inside its namespaces.
@@ -180,7 +137,7 @@ def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
     base = {"limits": limits_of(args).to_json(), "time_limit_s": args.time_limit}
     if in_grading_namespace():
         return {**base, "isolated": True, "namespace": True, "jailed": detect().jailed,
-                "private_network": bool(getattr(args, "private_network", private_network)),
+                "private_network": bool(private_network if args.private_network is None else args.private_network),
                 "reason": "own user, mount, PID and network namespaces; each candidate process in a bubblewrap jail"
                           + ("" if private_network else " (the network is the host's: the warehouse is outside)")}
     jail = detect()
@@ -188,7 +145,7 @@ def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
     if jail.jailed and namespace_problem is None:
         return {**base, "enter_namespace": True, "private_network": private_network}
     reason = namespace_problem or jail.reason
-    if getattr(args, "allow_unisolated", False):
+    if args.allow_unisolated:
         return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
                 "reason": f"NOT ISOLATED (--allow-unisolated): {reason}"}
     return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
@@ -197,34 +154,20 @@ def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
                                         f"to run it without isolation (the report will say so)"}
 
 
-def _grade_in_namespace(args: argparse.Namespace, isolation: dict[str, Any]) -> int:
+def _grade_in_namespace(workspace: Path, options: GradeOptions, isolation: dict[str, Any]) -> int:
+    from dataclasses import replace
+
     from grader.sandbox import run_in_grading_namespace
 
-    own_work_dir = args.work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else args.work_dir.resolve()
-    payload = options_payload(args)
-    payload.update(work_dir={"path": str(work_dir)}, own_work_dir=own_work_dir, private_network=isolation["private_network"])
+    own_work_dir = options.work_dir is None
+    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else options.work_dir.resolve()
+    inside = replace(options, work_dir=work_dir, own_work_dir=own_work_dir, private_network=isolation["private_network"])
+    payload = {"workspace": os.path.abspath(workspace), "options": inside.to_payload()}
     try:
         return run_in_grading_namespace(payload, network=isolation["private_network"])
     finally:
-        if own_work_dir and not args.keep_work_dir:
+        if own_work_dir and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def options_payload(args: argparse.Namespace) -> dict[str, Any]:
-    """`args` as JSON for the grading inside its namespace (paths absolute: its cwd may differ)."""
-    payload: dict[str, Any] = {}
-    for key, value in vars(args).items():
-        if isinstance(value, Path):
-            payload[key] = {"path": os.path.abspath(value)}
-        else:
-            payload[key] = value
-    return payload
-
-
-def options_from_payload(payload: dict[str, Any]) -> argparse.Namespace:
-    return argparse.Namespace(**{key: Path(value["path"]) if isinstance(value, dict) and set(value) == {"path"}
-                                 else value for key, value in payload.items()})
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -260,7 +203,7 @@ def reap_strays(work_dir: Path) -> list[int]:
     return killed
 
 
-def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress: Progress) -> int:
+def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path, progress: Progress) -> int:
     from grader.snapshot import SnapshotError, take_snapshot
 
     if grading.isolation.get("refused"):
@@ -268,9 +211,9 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
         print(f"grade: {grading.isolation['reason']}", file=sys.stderr)
         return EXIT_FAILED
 
-    with timed(grading, progress, "snapshot", f"snapshot of {args.workspace}"):
+    with timed(grading, progress, "snapshot", f"snapshot of {workspace}"):
         try:
-            grading.snapshot = take_snapshot(args.workspace, work_dir / "snapshot")
+            grading.snapshot = take_snapshot(workspace, work_dir / "snapshot")
         except SnapshotError as exc:
             grading.fail("snapshot", str(exc))
             return EXIT_USAGE
@@ -290,7 +233,7 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
             warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
                                        limits=limits_of(args),
-                                       replace_datasets=getattr(args, "replace_datasets", False))
+                                       replace_datasets=args.replace_datasets)
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
@@ -311,7 +254,7 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     return EXIT_OK
 
 
-def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: Any, work_dir: Path,
+def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, work_dir: Path,
                          progress: Progress) -> None:
     from checks.dbt_checks import dbt_build_check
     from checks.passes import PASS_ORDER, PassContext
@@ -418,21 +361,7 @@ def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
 
 
 def _print_summary(grading: Grading, paths: dict[str, Path]) -> None:
-    from grader.report import summary_lines
-
     for line in summary_lines(grading):
         print(line)
     print(f"report: {paths['html']}")
     print(f"        {paths['json']}")
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata
-
-    found = {"grader": __version__, "python": sys.version.split()[0]}
-    for dist in ("sqlglot", "gitpython"):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return found
