@@ -176,9 +176,10 @@ def walk_files(
 
 
 def default_starter_root() -> Path | None:
-    """The exercise as handed out, shipped beside the grader (environment/), if present."""
-    here = Path(__file__).resolve().parents[1] / "environment"
-    return here if here.is_dir() else None
+    """The exercise as handed out (environment/, package data of the grader), if present."""
+    from grader.resources import HANDOUT_DIR
+
+    return HANDOUT_DIR if HANDOUT_DIR.is_dir() else None
 
 
 def read_text(path: Path) -> str | None:

@@ -21,10 +21,9 @@ import yaml
 
 from grader.options import GradeOptions
 from grader.pipeline import run_grade
+from grader.resources import CALIBRATION_DIR, HANDOUT_DIR
 
-REPO = Path(__file__).resolve().parents[1]
-CALIBRATION_DIR = REPO / "calibration"
-STARTER_DIR = REPO / "environment"
+STARTER_DIR = HANDOUT_DIR
 SESSION_START = datetime(2025, 11, 20, 9, 0, tzinfo=timezone.utc)
 COMMIT_GAP = timedelta(minutes=20)
 # Folders of the starter that a candidate never needs and that make copies slow.

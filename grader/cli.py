@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from grader import __version__
+from grader.resources import HANDOUT_DIR
 from grader.options import DEFAULT_DBT_TIMEOUT_S, DEFAULT_MEMORY_GB, DEFAULT_TIME_LIMIT_S, REBUILD_PASSES, GradeOptions
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
@@ -198,7 +199,7 @@ def run_rubric_doc(argv: list[str]) -> int:
                                      description="Write environment/docs/EVALUATION_RUBRIC.md from rubric.yaml.")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file is out of date")
     args = parser.parse_args(argv)
-    target = Path(__file__).resolve().parents[1] / "environment" / "docs" / "EVALUATION_RUBRIC.md"
+    target = HANDOUT_DIR / "docs" / "EVALUATION_RUBRIC.md"
     text = render_candidate_markdown()
     if args.check:
         current = target.read_text(encoding="utf-8") if target.exists() else ""

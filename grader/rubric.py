@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-RUBRIC_PATH = Path(__file__).resolve().parents[1] / "rubric.yaml"
+from grader.resources import RUBRIC_PATH
+
 WEAK_LEVEL = 2  # a criterion at or below this level gets debrief questions
 
 
