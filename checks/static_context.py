@@ -22,30 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from grader.dbt_run import find_dbt_project
+from grader.snapshot import IGNORED_DIRS  # folders never searched for DAGs, docs or models
 
-# Folders never searched for DAGs, docs or models (tooling, vendored packages, build output).
-IGNORED_DIRS = frozenset(
-    {
-        ".git",
-        ".venv",
-        "venv",
-        "env",
-        ".tox",
-        "node_modules",
-        "__pycache__",
-        "site-packages",
-        "dbt_packages",
-        "dbt_modules",
-        "target",
-        "logs",
-        ".pytest_cache",
-        ".mypy_cache",
-        ".ruff_cache",
-        ".idea",
-        ".vscode",
-        "reports",
-    }
-)
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 MAX_TEXT_BYTES = 2_000_000  # a candidate file larger than this is not read
 # SQL larger than this (compiled, or raw with its Jinja) is not parsed: the model gets a

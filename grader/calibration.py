@@ -21,13 +21,14 @@ import yaml
 
 from grader.options import GradeOptions
 from grader.pipeline import run_grade
-from grader.resources import CALIBRATION_DIR, HANDOUT_DIR
+from grader.resources import CALIBRATION_DIR, HANDOUT_DATA_DIRS, HANDOUT_DIR
+from grader.snapshot import DBT_OUTPUT_DIRS, TOOLING_DIRS
 
 STARTER_DIR = HANDOUT_DIR
+# Not copied from the starter into a reference workspace.
+STARTER_EXCLUDES = (*sorted(HANDOUT_DATA_DIRS), *sorted(TOOLING_DIRS), *sorted(DBT_OUTPUT_DIRS))
 SESSION_START = datetime(2025, 11, 20, 9, 0, tzinfo=timezone.utc)
 COMMIT_GAP = timedelta(minutes=20)
-# Folders of the starter that a candidate never needs and that make copies slow.
-STARTER_EXCLUDES = ("postgres",)
 
 
 class CalibrationError(ValueError):
@@ -100,7 +101,7 @@ def _commit(repo: git.Repo, message: str, when: datetime) -> None:
 def materialise(solution: Solution, into: Path, overlay_root: Path = CALIBRATION_DIR) -> Path:
     """The solution as a git workspace under `into`/<name>: starter commit, then one commit per overlay folder."""
     workspace = into / solution.name
-    shutil.copytree(STARTER_DIR, workspace, ignore=shutil.ignore_patterns(*STARTER_EXCLUDES, "target", "logs"))
+    shutil.copytree(STARTER_DIR, workspace, ignore=shutil.ignore_patterns(*STARTER_EXCLUDES))
     repo = git.Repo.init(workspace, initial_branch="main")
     _commit(repo, "Starter repository as handed over", SESSION_START)
     groups: dict[str, list[tuple[str, Path]]] = {}

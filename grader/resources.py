@@ -11,3 +11,6 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 RUBRIC_PATH = (DATA_DIR / "rubric.yaml").resolve()
 HANDOUT_DIR = (DATA_DIR / "environment").resolve()
 CALIBRATION_DIR = (DATA_DIR / "calibration").resolve()
+# The handout's source-database dump (environment/postgres): data for the exercise's stack,
+# never copied into a reference workspace nor compared with a candidate's files.
+HANDOUT_DATA_DIRS = frozenset({"postgres"})
