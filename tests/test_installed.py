@@ -34,11 +34,28 @@ def _venv_reusing_our_dependencies(venv: Path) -> Path:
     return python
 
 
+def _tracked_tree(into: Path) -> Path:
+    """The repository's tracked files as they are now, links kept: what a clone holds, so the
+    build sees neither a developer's venv nor stale build/ output (nor leaves any in the repository)."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z"], capture_output=True, check=True).stdout
+    for rel in filter(None, listed.decode().split("\0")):
+        source, target = REPO / rel, into / rel
+        if not os.path.lexists(source):
+            continue  # deleted, not yet committed
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+    return into
+
+
 @pytest.mark.slow
 def test_an_installed_wheel_grades_a_workspace_from_another_folder(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "-w", str(wheels), str(REPO)], check=True, cwd=tmp_path)
+                    "--disable-pip-version-check", "-w", str(wheels), str(_tracked_tree(tmp_path / "source"))],
+                   check=True, cwd=tmp_path)
     python = _venv_reusing_our_dependencies(tmp_path / "venv")
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
                     "--disable-pip-version-check", *map(str, wheels.glob("*.whl"))], check=True)
