@@ -107,6 +107,8 @@ def _session(test_at: int, n: int = 8) -> list[dict]:
         if i == test_at:
             files.append("dbt/models/marts/_marts.yml")
         out.append(commit(i, f"Step {i}: build staging model {i}", files))
+        if i == test_at:  # as the snapshot reads it: the YAML declared tests at this commit
+            out[-1]["yaml_with_tests"] = ["dbt/models/marts/_marts.yml"]
     return out
 
 
