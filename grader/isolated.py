@@ -1,8 +1,10 @@
-"""The grading inside its own namespaces: `python -m grader.isolated PAYLOAD.json`.
+"""One grading from a payload, `python -m grader.isolated PAYLOAD.json` ({"workspace": ...,
+"options": GradeOptions.to_payload()}); never run by hand.
 
-Started by `grader.pipeline.run_grade` through `grader.sandbox.run_in_grading_namespace`;
-never run by hand. It brings up the namespace's private loopback, puts the work folder on a
-size-limited tmpfs, then runs the same grading as outside.
+Started by `grader.pipeline.run_grade` through `grader.sandbox.run_in_grading_namespace` for
+the grading inside its own namespaces: it brings up the namespace's private loopback, puts
+the work folder on a size-limited tmpfs, then runs the same grading as outside. `grade batch`
+starts one per workspace (no namespace yet: that grading enters its own, as `grade` does).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ and batch alike, and carried as JSON into the grading that re-runs inside its na
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -75,3 +76,80 @@ class GradeOptions:
         if values.get("passes") is not None:
             values["passes"] = tuple(values["passes"])
         return cls(**values)
+
+
+def positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
+
+
+def positive_gb(value: str) -> float:
+    try:
+        gb = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of gigabytes") from None
+    if gb < 0.5:
+        raise argparse.ArgumentTypeError("must be at least 0.5 GB (dbt alone needs about 0.4)")
+    return gb
+
+
+def warehouse_spec(value: str) -> str:
+    """'embedded', 'docker' or an http(s) URL; anything else is a usage error (exit 2)."""
+    if value in ("embedded", "docker") or value.startswith(("http://", "https://")):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r}: use 'embedded', 'docker' or an emulator URL (http://HOST:PORT)")
+
+
+def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """`grade WORKSPACE`'s flags (all but the workspace): the CLI's and, after `--`, batch's."""
+    parser.add_argument("--out", type=Path, default=Path("reports"),
+                        help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
+    parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
+    parser.add_argument("--replace-datasets", action="store_true",
+                        help="with --warehouse URL: allow deleting the datasets already there that the grader did "
+                             "not create (a live stack's raw, staging, marts); without it grading stops instead")
+    parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
+                        help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
+                             "warehouse image, the same engine, via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
+    parser.add_argument("--scale", default="default", choices=["small", "default"],
+                        help="dataset scale loaded into the warehouse (default: default)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="dataset seed (default: the canonical seed); the variant seed is used for dbt.generalises")
+    parser.add_argument("--notes", type=Path, default=None, metavar="FILE",
+                        help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
+                             "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
+    parser.add_argument("--dbt-timeout", type=float, default=DEFAULT_DBT_TIMEOUT_S, metavar="SECONDS",
+                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900); "
+                             "all of them also draw from --time-limit")
+    parser.add_argument("--time-limit", type=positive_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
+                        help=f"one deadline for the whole grading (default: {DEFAULT_TIME_LIMIT_S:g}, several times "
+                             "what the default dataset needs); the passes left when it is spent are skipped, "
+                             "with the reason, and the report is still written")
+    parser.add_argument("--memory-limit", type=positive_gb, default=DEFAULT_MEMORY_GB, metavar="GB",
+                        help="address space allowed to each process that runs candidate code (dbt, the Airflow "
+                             "loader); the warehouse engine's queries get three quarters of it (DuckDB's memory_limit) "
+                             "(default: 4)")
+    parser.add_argument("--allow-unisolated", action="store_true",
+                        help="grade even where no sandbox is available (not Linux, no bubblewrap, no user "
+                             "namespaces): the candidate's dbt project and SQL then run with your user's rights "
+                             "and network. The report says so in its header. Without this flag such a machine "
+                             "refuses to run candidate code (exit 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the checks that rebuild the project (dbt.idempotent, tests.mutations, "
+                             "dbt.generalises): one dbt build instead of about ten")
+    parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None,
+                        choices=list(REBUILD_PASSES),
+                        help="run only these rebuilding checks (default: all three)")
+    parser.add_argument("--airflow-python", type=Path, default=None, metavar="PYTHON",
+                        help="off by default: also load the DAGs with Airflow's own DagBag using this interpreter "
+                             "(a venv with apache-airflow), in a separate, time-limited, network-less process. "
+                             "This EXECUTES the candidate's DAG code; the static dag.* checks never do")
+    parser.add_argument("--work-dir", type=Path, default=None,
+                        help="private work folder (default: a temporary folder, removed afterwards)")
+    parser.add_argument("--keep-work-dir", action="store_true", help="keep the work folder for inspection")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
