@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from grader import __version__
-from grader.resources import HANDOUT_DIR
 from grader.options import GradeOptions, add_option_arguments
+from grader.resources import HANDOUT_DIR
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
 

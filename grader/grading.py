@@ -53,7 +53,7 @@ class Grading:
     airflow_python: Path | None = None
     interrupted: bool = False
     isolation: dict[str, Any] = field(default_factory=dict)
-    deadline: Deadline | None = None
+    deadline: Deadline = field(default_factory=lambda: Deadline(None))
 
     def fail(self, stage: str, message: str) -> None:
         self.errors.append({"stage": stage, "message": message})

@@ -44,15 +44,16 @@ class GradeOptions:
     @classmethod
     def from_namespace(cls, namespace: Any) -> GradeOptions:
         """The options an argparse namespace holds (its other attributes are ignored)."""
-        given = {f.name: getattr(namespace, f.name) for f in fields(cls) if hasattr(namespace, f.name)}
+        given: dict[str, Any] = {f.name: getattr(namespace, f.name) for f in fields(cls) if hasattr(namespace, f.name)}
         if given.get("passes") is not None:
             given["passes"] = tuple(given["passes"])
         return cls(**given)
 
     def absolute(self) -> GradeOptions:
         """Paths made absolute: the grading inside its namespace may start in another folder."""
-        return replace(self, **{f.name: Path(os.path.abspath(value)) for f in fields(self)
-                                if isinstance(value := getattr(self, f.name), Path)})
+        paths: dict[str, Any] = {f.name: Path(os.path.abspath(value)) for f in fields(self)
+                                 if isinstance(value := getattr(self, f.name), Path)}
+        return replace(self, **paths)
 
     def to_payload(self) -> dict[str, Any]:
         """JSON-ready: paths as {"path": ...} (absolute), tuples as lists."""
@@ -71,7 +72,7 @@ class GradeOptions:
         unknown = sorted(set(payload) - known)
         if unknown:
             raise ValueError(f"unknown grading options: {', '.join(unknown)}")
-        values = {key: Path(value["path"]) if isinstance(value, dict) and set(value) == {"path"} else value
+        values: dict[str, Any] = {key: Path(value["path"]) if isinstance(value, dict) and set(value) == {"path"} else value
                   for key, value in payload.items()}
         if values.get("passes") is not None:
             values["passes"] = tuple(values["passes"])

@@ -16,12 +16,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from checks.registry import CheckResult
 from grader.grading import Deadline, Grading
 from grader.options import GradeOptions
 from grader.report import summary_lines, write_reports
+
+if TYPE_CHECKING:
+    from grader.dataset.generator import Dataset
+    from grader.dbt_run import DbtRun
+    from grader.snapshot import Snapshot
+    from grader.warehouse import Warehouse
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
 CACHE_DIR = Path.home() / ".cache" / "de-exercise-grader"
@@ -78,7 +84,9 @@ def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int
         return EXIT_USAGE
     isolation = grading_isolation(args)
     if isolation.get("enter_namespace"):
-        from grader.packages import prefetch  # `dbt deps` needs the network the grading namespace lacks
+        from grader.packages import (
+            prefetch,  # `dbt deps` needs the network the grading namespace lacks
+        )
 
         prefetch(workspace, CACHE_DIR / "dbt-packages", progress)
         return _grade_in_namespace(workspace, args, isolation)
@@ -160,7 +168,7 @@ def _grade_in_namespace(workspace: Path, options: GradeOptions, isolation: dict[
     from grader.sandbox import run_in_grading_namespace
 
     own_work_dir = options.work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else options.work_dir.resolve()
+    work_dir = options.work_dir.resolve() if options.work_dir is not None else Path(tempfile.mkdtemp(prefix="grade-"))
     inside = replace(options, work_dir=work_dir, own_work_dir=own_work_dir, private_network=isolation["private_network"])
     payload = {"workspace": os.path.abspath(workspace), "options": inside.to_payload()}
     try:
@@ -213,11 +221,10 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
 
     with timed(grading, progress, "snapshot", f"snapshot of {workspace}"):
         try:
-            grading.snapshot = take_snapshot(workspace, work_dir / "snapshot")
+            snapshot = grading.snapshot = take_snapshot(workspace, work_dir / "snapshot")
         except SnapshotError as exc:
             grading.fail("snapshot", str(exc))
             return EXIT_USAGE
-    snapshot = grading.snapshot
     progress(f"  {snapshot.files} files, commit {(snapshot.commit or 'none (not a git repository)')[:12]}"
              + (", uncommitted changes" if snapshot.dirty else ""))
 
@@ -227,7 +234,7 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
     install_signal_handlers()
     # The dataset is generated (pure Python) while the engine starts (another process).
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
-    dataset = pool.submit(generate, grading.seed, grading.scale)
+    generating = pool.submit(generate, grading.seed, grading.scale)
     pool.shutdown(wait=False)
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
@@ -241,9 +248,9 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
     with warehouse:
         grading.warehouse = {"warehouse": warehouse.kind, "versions": dict(warehouse.versions)}
         with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
-            grading.dataset = dataset.result()
+            dataset = grading.dataset = generating.result()
         try:
-            _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
+            _graded_on_warehouse(grading, snapshot, dataset, args, warehouse, work_dir, progress)
             if any(e["stage"] == "packages" for e in grading.errors):
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
@@ -254,8 +261,8 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
     return EXIT_OK
 
 
-def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, work_dir: Path,
-                         progress: Progress) -> None:
+def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, args: GradeOptions,
+                         warehouse: Warehouse, work_dir: Path, progress: Progress) -> None:
     from checks.dbt_checks import dbt_build_check
     from checks.passes import PASS_ORDER, PassContext
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
@@ -264,12 +271,12 @@ def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, w
 
     client = warehouse.client()
     with timed(grading, progress, "raw_load", "loading raw tables"):
-        load_raw(client, grading.dataset)
-    project_dir = find_dbt_project(grading.snapshot.root)
+        load_raw(client, dataset)
+    project_dir = find_dbt_project(snapshot.root)
     if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
         from grader.packages import install as install_packages
 
-        packages = install_packages(project_dir, grading.snapshot.root, CACHE_DIR / "dbt-packages")
+        packages = install_packages(project_dir, snapshot.root, CACHE_DIR / "dbt-packages")
         if not packages.ok:
             grading.fail("packages", packages.problem or "dbt packages unavailable")
             _static_checks(grading, None, progress)
@@ -278,7 +285,7 @@ def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, w
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",
                             timeout_s=grading.deadline.budget(args.dbt_timeout),
-                            progress=lambda m: progress(f"  {m}"), readable_root=grading.snapshot.root, limits=limits)
+                            progress=lambda m: progress(f"  {m}"), readable_root=snapshot.root, limits=limits)
     if grading.dbt.timed_out:
         warehouse.interrupt()  # its last query must not hold up the checks that follow
     grading.checks.append(dbt_build_check(grading.dbt))
@@ -288,7 +295,7 @@ def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, w
         from checks.results import RESULT_CHECKS
 
         manifest = grading.dbt.manifest()
-        context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
+        context = ResultContext(client, manifest, dataset.truth, label=f"seed {grading.seed}")
         grading.checks.extend(run_check(REGISTRY[check_id], context) for check_id in RESULT_CHECKS)
     _static_checks(grading, grading.dbt, progress)
     chosen = [] if args.quick else [i for i in PASS_ORDER if args.passes is None or i in args.passes]
@@ -296,7 +303,7 @@ def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, w
         chosen = []
     reason = "dbt produced no manifest" if manifest is None else "not requested (--quick or --passes)"
     grading.checks.extend(CheckResult(i, "skipped", 0.0, reason) for i in PASS_ORDER if i not in chosen)
-    if not chosen:
+    if not chosen or project_dir is None:  # (a manifest means a project)
         return
     deadline, time_limit = grading.deadline, args.time_limit
 
@@ -308,7 +315,7 @@ def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, w
             raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) was spent before "
                                f"the {label} rebuild")
         run = rerun(project_dir, warehouse.endpoint, work_dir / "dbt", dbt_args, budget, label,
-                    readable_root=grading.snapshot.root, limits=limits)
+                    readable_root=snapshot.root, limits=limits)
         if run.timed_out:
             warehouse.interrupt()
             if budget < args.dbt_timeout:
@@ -318,8 +325,8 @@ def _graded_on_warehouse(grading: Grading, args: GradeOptions, warehouse: Any, w
 
     with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
         passes = PassContext(
-            results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
-            load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
+            results=context, dataset=dataset, baseline=grading.dbt, rebuild=rebuild,
+            load_table=lambda name, rows: _replace_raw_table(client, name, rows, dataset.extracted_at),
             load_dataset=lambda dataset: load_raw(client, dataset),
             variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
             canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
@@ -346,7 +353,7 @@ def _replace_raw_table(client: Any, name: str, rows: list[dict[str, Any]], extra
     load_table(client, RAW_DATASET, table.name, table.schema, table.ndjson)
 
 
-def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
+def _static_checks(grading: Grading, dbt_run: DbtRun | None, progress: Progress) -> None:
     """lint.*, dag.* and history.*: they need only the snapshot (and the manifest when dbt parsed)."""
     if grading.snapshot is None:
         return
@@ -354,7 +361,7 @@ def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
 
     started = time.monotonic()
     progress("static analysis of models, DAGs and history")
-    stage_s = grading.deadline.budget(STAGE_TIME_LIMIT_S) if grading.deadline is not None else STAGE_TIME_LIMIT_S
+    stage_s = grading.deadline.budget(STAGE_TIME_LIMIT_S)
     grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python,
                                             StaticLimits(stage_s=max(stage_s, 60.0))))  # bounded anyway
     grading.timings["static_checks_s"] = round(time.monotonic() - started, 3)
