@@ -140,7 +140,9 @@ def prefetch(workspace: Path, cache_root: Path = DEFAULT_CACHE, progress: Any = 
 
     project_dir = find_dbt_project(workspace)
     try:
-        entries = declared(project_dir) if project_dir is not None else []
+        if project_dir is None:
+            return None
+        entries = declared(project_dir)
         if not entries or _all_installed(project_dir / _install_path(project_dir), [_name(e) for e in entries]) \
                 or (cache_root / cache_key(entries, project_dir, workspace)).is_dir() or _unreachable(entries):
             return None

@@ -67,7 +67,7 @@ class Limits:
     tmp_bytes: int = 512 * MIB       # each jail's private /tmp
     work_bytes: int = 4 * GIB        # the grading's work folder (a tmpfs in the grading namespace)
 
-    def to_json(self) -> dict[str, int]:
+    def to_json(self) -> dict[str, int | None]:
         return {"memory_bytes": self.memory_bytes, "file_bytes": self.file_bytes, "processes": self.processes,
                 "tmp_bytes": self.tmp_bytes, "work_bytes": self.work_bytes}
 

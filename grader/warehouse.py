@@ -188,8 +188,10 @@ class EmbeddedEmulator(Warehouse):
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        process = self._process
+        assert process is not None, "started in __init__"
         while True:
-            code = self._process.poll()
+            code = process.poll()
             if code is not None:
                 raise WarehouseError(f"the embedded BigQuery emulator exited with status {code} while starting "
                                      f"(log {self.log_path}):\n{_tail(self.log_path)}")
@@ -517,7 +519,7 @@ def _emulator_home(cache_dir: Path) -> Path:
     if not source.is_file():
         raise WarehouseError(f"{source} is missing: the duckdb-extension-spatial wheel must match duckdb {version}")
     home = cache_dir / "bqemulator-home"
-    platform = duckdb.connect().execute("PRAGMA platform").fetchone()[0]
+    (platform,) = duckdb.connect().execute("PRAGMA platform").fetchone() or ("",)
     target = home / ".duckdb" / "extensions" / version / platform / source.name
     if not target.is_file() or target.stat().st_size != source.stat().st_size:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ def install_spatial(home: Path) -> Path:
         "spatial.duckdb_extension"
     if not source.is_file():
         raise FileNotFoundError(f"{source} is missing: duckdb-extension-spatial must match duckdb {version}")
-    platform = duckdb.connect().execute("PRAGMA platform").fetchone()[0]
+    (platform,) = duckdb.connect().execute("PRAGMA platform").fetchone() or ("",)
     target = home / ".duckdb" / "extensions" / version / platform / source.name
     if not target.is_file() or target.stat().st_size != source.stat().st_size:
         target.parent.mkdir(parents=True, exist_ok=True)

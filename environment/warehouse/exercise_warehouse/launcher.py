@@ -35,7 +35,7 @@ def apply() -> None:
 
     original_translate = SQLTranslator.translate
 
-    def translate(self: SQLTranslator, bq_sql: str, **kwargs):  # type: ignore[no-untyped-def]
+    def translate(self: SQLTranslator, bq_sql: str, **kwargs):
         reason = lockdown.refusal(bq_sql)
         if reason is not None:
             return Err(InvalidQueryError(reason))
@@ -46,7 +46,7 @@ def apply() -> None:
     translation.install()
 
 
-def _interrupt(engine) -> None:  # type: ignore[no-untyped-def]
+def _interrupt(engine) -> None:
     connection = getattr(engine, "_connection", None)
     if connection is not None:
         connection.interrupt()

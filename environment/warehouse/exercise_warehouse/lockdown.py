@@ -83,7 +83,7 @@ def lock_connection(connection, allowed_dir: str | None, memory_limit: str | Non
     connection.execute("SET lock_configuration = true")
 
 
-def _function_name(node: exp.Expression) -> str | None:
+def _function_name(node: exp.Expr) -> str | None:
     if isinstance(node, exp.Anonymous):
         return str(node.this).lower()
     if isinstance(node, exp.Func):

@@ -72,7 +72,7 @@ def before(bq_sql: str) -> str:
     return ";\n".join(s.sql(dialect="bigquery") for s in rewritten)
 
 
-def _rewrite(tree: exp.Expression, json_columns: frozenset[str]) -> tuple[exp.Expression, bool]:
+def _rewrite(tree: exp.Expr, json_columns: frozenset[str]) -> tuple[exp.Expr, bool]:
     changed = False
     if json_columns:
         for column in list(tree.find_all(exp.Column)):
@@ -150,8 +150,8 @@ def _fix_node(node: exp.Expression) -> exp.Expression:  # noqa: C901, PLR0911 â€
         if named is not None:
             return named
     if isinstance(node, exp.Substring):
-        start = node.args.get("start")
-        if isinstance(start, exp.Literal) and not start.is_string and start.this == "0":
+        first = node.args.get("start")
+        if isinstance(first, exp.Literal) and not first.is_string and first.this == "0":
             return exp.Substring(this=node.this.copy(), start=exp.Literal.number(1),
                                  length=node.args["length"].copy() if node.args.get("length") else None)
     if isinstance(node, exp.Like) and not isinstance(node.parent, exp.Escape):
@@ -196,7 +196,7 @@ def _truncate_to_week(node: exp.Expression, start: int) -> exp.Expression:
     zone = node.args.get("zone")
     if isinstance(node, exp.TimestampTrunc):
         local = exp.Date(this=node.this.copy(), zone=zone.copy()) if zone is not None else exp.Date(this=node.this.copy())
-        week = exp.DateSub(this=local, expression=_days_into_week(local, start), unit=exp.var("DAY"))
+        week: exp.Expression = exp.DateSub(this=local, expression=_days_into_week(local, start), unit=exp.var("DAY"))
         return exp.Timestamp(this=week, zone=zone.copy(), with_tz=True) if zone is not None else exp.Timestamp(this=week)
     week = _date_minus_weekday(node.this, start)
     if isinstance(node, exp.DatetimeTrunc):
@@ -242,7 +242,7 @@ def _is_string_literal(node: exp.Expression | None) -> bool:
     return isinstance(node, exp.Literal) and node.is_string
 
 
-def _is_type(to: exp.DataType | None, kind: exp.DataType.Type) -> bool:
+def _is_type(to: exp.DataType | None, kind: exp.DType) -> bool:
     return isinstance(to, exp.DataType) and to.this == kind and not to.expressions
 
 
@@ -364,7 +364,7 @@ def install() -> None:
 
     original_datatype_sql = DuckDB.Generator.datatype_sql
 
-    def datatype_sql(self, expression: exp.DataType) -> str:  # type: ignore[no-untyped-def]
+    def datatype_sql(self, expression: exp.DataType) -> str:
         # BigQuery's NUMERIC is DECIMAL(38, 9); DuckDB's bare DECIMAL is (18, 3).
         if expression.this == exp.DataType.Type.DECIMAL and not expression.expressions:
             return "DECIMAL(38, 9)"
@@ -383,7 +383,7 @@ def install() -> None:
 
     translate = SQLTranslator.translate
 
-    def translate_with_json_columns(self: SQLTranslator, bq_sql: str, **kwargs):  # type: ignore[no-untyped-def]
+    def translate_with_json_columns(self: SQLTranslator, bq_sql: str, **kwargs):
         schema = kwargs.get("schema") or {}
         names = frozenset(column.lower() for columns in schema.values() if isinstance(columns, dict)
                           for column, kind in columns.items() if str(kind).upper() == "JSON")
@@ -408,7 +408,7 @@ def _install_set_from_struct() -> None:
 
     original_set = ScriptInterpreter._exec_set
 
-    async def exec_set(self, stmt) -> None:  # type: ignore[no-untyped-def]
+    async def exec_set(self, stmt) -> None:
         match = _SELECT_AS_STRUCT.match(stmt.source_expr)
         if match is None:
             return await original_set(self, stmt)
