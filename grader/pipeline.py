@@ -14,9 +14,10 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from checks.registry import CheckResult
 from grader.grading import Deadline, Grading
@@ -62,7 +63,6 @@ def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int
     from grader.dataset.generator import CANONICAL_SEED
     from grader.sandbox import in_grading_namespace
 
-    args = options
     if not workspace.exists():
         print(f"grade: {workspace}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
@@ -72,40 +72,40 @@ def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int
     from grader.rubric import RubricError, load_notes
 
     try:
-        notes = load_notes(args.notes)
+        notes = load_notes(options.notes)
     except RubricError as exc:
         print(f"grade: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    name = candidate_name(workspace, args.name)
-    out_dir = Path(os.path.abspath(args.out / name))
-    if _inside(out_dir, workspace) or _inside(Path(os.path.abspath(args.out)), workspace):
-        print(f"grade: --out {args.out} is inside the workspace being graded; the candidate's files could "
+    name = candidate_name(workspace, options.name)
+    out_dir = Path(os.path.abspath(options.out / name))
+    if _inside(out_dir, workspace) or _inside(Path(os.path.abspath(options.out)), workspace):
+        print(f"grade: --out {options.out} is inside the workspace being graded; the candidate's files could "
               f"redirect the report: choose a folder outside {workspace}", file=sys.stderr)
         return EXIT_USAGE
-    isolation = grading_isolation(args)
+    isolation = grading_isolation(options)
     if isolation.get("enter_namespace"):
         from grader.packages import (
             prefetch,  # `dbt deps` needs the network the grading namespace lacks
         )
 
         prefetch(workspace, CACHE_DIR / "dbt-packages", progress)
-        return _grade_in_namespace(workspace, args, isolation)
-    grading = Grading(candidate=args.name or name, workspace=str(workspace.resolve()),
-                      seed=CANONICAL_SEED if args.seed is None else args.seed, scale=args.scale)
+        return _grade_in_namespace(workspace, options, isolation)
+    grading = Grading(candidate=options.name or name, workspace=str(workspace.resolve()),
+                      seed=CANONICAL_SEED if options.seed is None else options.seed, scale=options.scale)
     grading.isolation = {k: v for k, v in isolation.items() if k != "enter_namespace"}
-    own_work_dir = args.work_dir is None or args.own_work_dir
-    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if args.work_dir is None else args.work_dir.resolve()
+    own_work_dir = options.work_dir is None or options.own_work_dir
+    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if options.work_dir is None else options.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    if in_grading_namespace() and own_work_dir and not args.keep_work_dir:
+    if in_grading_namespace() and own_work_dir and not options.keep_work_dir:
         from grader.sandbox import mount_tmpfs
 
-        mount_tmpfs(work_dir, limits_of(args).work_bytes)
-    grading.notes, grading.work_dir, grading.airflow_python = notes, str(work_dir), args.airflow_python
-    grading.deadline = Deadline(args.time_limit)
+        mount_tmpfs(work_dir, limits_of(options).work_bytes)
+    grading.notes, grading.work_dir, grading.airflow_python = notes, str(work_dir), options.airflow_python
+    grading.deadline = Deadline(options.time_limit)
     started = time.monotonic()
     exit_code = EXIT_OK
     try:
-        exit_code = _grade(grading, workspace, args, work_dir, progress)
+        exit_code = _grade(grading, workspace, options, work_dir, progress)
     except (KeyboardInterrupt, SystemExit):
         grading.interrupted = True
         grading.fail("run", "interrupted (Ctrl-C or SIGTERM): the grading did not finish")
@@ -120,9 +120,9 @@ def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int
         except Exception as exc:  # the report is the last line of defence: say so plainly
             print(f"grade: could not write the report to {out_dir}: {exc}", file=sys.stderr)
             exit_code = EXIT_FAILED if exit_code == EXIT_OK else exit_code
-        if own_work_dir and not args.keep_work_dir:
+        if own_work_dir and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-        elif args.keep_work_dir:
+        elif options.keep_work_dir:
             print(f"work folder kept: {work_dir}", file=sys.stderr)
     return exit_code
 
@@ -134,18 +134,18 @@ def limits_of(options: GradeOptions) -> Any:
     return Limits() if memory_gb is None else Limits(memory_bytes=int(memory_gb * 1024 ** 3))
 
 
-def grading_isolation(args: GradeOptions) -> dict[str, Any]:
+def grading_isolation(options: GradeOptions) -> dict[str, Any]:
     """How this grading isolates candidate code: the report's environment.isolation.
 
     `enter_namespace` True: the caller must re-run the grading inside its namespaces.
     """
     from grader.sandbox import detect, grading_namespace_support, in_grading_namespace
 
-    private_network = args.warehouse in (None, "embedded")
-    base = {"limits": limits_of(args).to_json(), "time_limit_s": args.time_limit}
+    private_network = options.warehouse in (None, "embedded")
+    base = {"limits": limits_of(options).to_json(), "time_limit_s": options.time_limit}
     if in_grading_namespace():
         return {**base, "isolated": True, "namespace": True, "jailed": detect().jailed,
-                "private_network": bool(private_network if args.private_network is None else args.private_network),
+                "private_network": bool(private_network if options.private_network is None else options.private_network),
                 "reason": "own user, mount, PID and network namespaces; each candidate process in a bubblewrap jail"
                           + ("" if private_network else " (the network is the host's: the warehouse is outside)")}
     jail = detect()
@@ -153,7 +153,7 @@ def grading_isolation(args: GradeOptions) -> dict[str, Any]:
     if jail.jailed and namespace_problem is None:
         return {**base, "enter_namespace": True, "private_network": private_network}
     reason = namespace_problem or jail.reason
-    if args.allow_unisolated:
+    if options.allow_unisolated:
         return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
                 "reason": f"NOT ISOLATED (--allow-unisolated): {reason}"}
     return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
@@ -211,7 +211,7 @@ def reap_strays(work_dir: Path) -> list[int]:
     return killed
 
 
-def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path, progress: Progress) -> int:
+def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: Path, progress: Progress) -> int:
     from grader.snapshot import SnapshotError, take_snapshot
 
     if grading.isolation.get("refused"):
@@ -237,10 +237,10 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
     generating = pool.submit(generate, grading.seed, grading.scale)
     pool.shutdown(wait=False)
     try:
-        with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
-                                       limits=limits_of(args),
-                                       replace_datasets=args.replace_datasets)
+        with timed(grading, progress, "warehouse_start", f"starting warehouse ({options.warehouse})"):
+            warehouse = open_warehouse(options.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
+                                       limits=limits_of(options),
+                                       replace_datasets=options.replace_datasets)
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
@@ -250,7 +250,7 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
         with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
             dataset = grading.dataset = generating.result()
         try:
-            _graded_on_warehouse(grading, snapshot, dataset, args, warehouse, work_dir, progress)
+            _graded_on_warehouse(grading, snapshot, dataset, options, warehouse, work_dir, progress)
             if any(e["stage"] == "packages" for e in grading.errors):
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
@@ -261,7 +261,7 @@ def _grade(grading: Grading, workspace: Path, args: GradeOptions, work_dir: Path
     return EXIT_OK
 
 
-def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, args: GradeOptions,
+def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
                          warehouse: Warehouse, work_dir: Path, progress: Progress) -> None:
     from checks.dbt_checks import dbt_build_check
     from checks.passes import PASS_ORDER, PassContext
@@ -281,10 +281,10 @@ def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset,
             grading.fail("packages", packages.problem or "dbt packages unavailable")
             _static_checks(grading, None, progress)
             return
-    limits = limits_of(args)
+    limits = limits_of(options)
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",
-                            timeout_s=grading.deadline.budget(args.dbt_timeout),
+                            timeout_s=grading.deadline.budget(options.dbt_timeout),
                             progress=lambda m: progress(f"  {m}"), readable_root=snapshot.root, limits=limits)
     if grading.dbt.timed_out:
         warehouse.interrupt()  # its last query must not hold up the checks that follow
@@ -298,19 +298,19 @@ def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset,
         context = ResultContext(client, manifest, dataset.truth, label=f"seed {grading.seed}")
         grading.checks.extend(run_check(REGISTRY[check_id], context) for check_id in RESULT_CHECKS)
     _static_checks(grading, grading.dbt, progress)
-    chosen = [] if args.quick else [i for i in PASS_ORDER if args.passes is None or i in args.passes]
+    chosen = [] if options.quick else [i for i in PASS_ORDER if options.passes is None or i in options.passes]
     if manifest is None:
         chosen = []
     reason = "dbt produced no manifest" if manifest is None else "not requested (--quick or --passes)"
     grading.checks.extend(CheckResult(i, "skipped", 0.0, reason) for i in PASS_ORDER if i not in chosen)
     if not chosen or project_dir is None:  # (a manifest means a project)
         return
-    deadline, time_limit = grading.deadline, args.time_limit
+    deadline, time_limit = grading.deadline, options.time_limit
 
     def rebuild(dbt_args: list[str], label: str) -> Any:
         """One more dbt command within what is left of the grading's time; a rebuild our own
         time limit cut short is not the candidate's result (the pass is skipped, with why)."""
-        budget = deadline.budget(args.dbt_timeout)
+        budget = deadline.budget(options.dbt_timeout)
         if budget < 1:
             raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) was spent before "
                                f"the {label} rebuild")
@@ -318,7 +318,7 @@ def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset,
                     readable_root=snapshot.root, limits=limits)
         if run.timed_out:
             warehouse.interrupt()
-            if budget < args.dbt_timeout:
+            if budget < options.dbt_timeout:
                 raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) ran out during "
                                    f"the {label} rebuild")
         return run
