@@ -19,7 +19,8 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 from grader.dbt_run import find_dbt_project
 from grader.snapshot import IGNORED_DIRS  # folders never searched for DAGs, docs or models
@@ -73,7 +74,7 @@ class StaticContext:
         compiled_dir: Path | str | None = None,
         commits: list[dict] | None = None,
         **extra: Any,
-    ) -> "StaticContext":
+    ) -> StaticContext:
         """Discover DAGs and docs under `root`; find the dbt project when not given.
 
         `commits=None` reads the history of `root` with gitpython when it is a git

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import checks.dag  # noqa: F401  (registers the rules)
+from checks.airflow_dags import dag_files
 from checks.registry import run_check, specs, REGISTRY
 from checks.static_context import StaticContext
 
@@ -335,7 +336,7 @@ def test_dependency_graph_styles(tmp_path):
         e(d.output)
     """
     ctx = workspace(tmp_path, {"g.py": src})
-    f = checks.dag.dag_files(ctx)[0]
+    f = dag_files(ctx)[0]
     assert {("a", "b"), ("b", "c"), ("c", "d"), ("d", "e")} <= f.edges
     assert f.downstream(["a"]) == {"b", "c", "d", "e"}
 
@@ -384,7 +385,7 @@ def test_real_world_airflow_example_dags_do_not_crash_any_rule():
     ctx = StaticContext(root=site, dag_files=files)
     t0 = time.time()
     results = {s.id: run_check(s, ctx) for s in specs("dag")}
-    parsed = checks.dag.dag_files(ctx)
+    parsed = dag_files(ctx)
     print(
         f"\n{len(files)} example DAG files, {sum(len(f.dags) for f in parsed)} DAGs, "
         f"{sum(len(f.tasks) for f in parsed)} tasks, {sum(len(f.edges) for f in parsed)} edges "

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 import checks.lint  # noqa: F401  (registers the rules)
-from checks.lint import output_columns, parsed, strip_jinja, models
+from checks.dbt_project import models, parsed
+from checks.dbt_sql import output_columns, strip_jinja
 from checks.registry import REGISTRY, run_check, specs
 from checks.static_context import StaticContext, load_manifest, source_location
 
