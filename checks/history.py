@@ -165,9 +165,6 @@ def _files_changed(c: dict) -> int | None:
     return c["files_total"] if "files_total" in c else len(c.get("files") or [])
 
 
-_TEST_YML_KEY = re.compile(r"^\s*(data_)?tests\s*:", re.M)
-
-
 def _is_dbt_test_file(path: str) -> bool:
     p = PurePosixPath(path)
     parts = [x.lower() for x in p.parts]
@@ -176,18 +173,11 @@ def _is_dbt_test_file(path: str) -> bool:
     return False
 
 
-def _yaml_with_tests(ctx: StaticContext, c: dict, files: list[str]) -> list[str]:
-    """The commit's models YAML files that declare tests: as they were at that commit when
-    the snapshot read the history (`yaml_with_tests`), else as they are now."""
-    models_yaml = [f for f in files if f.endswith((".yml", ".yaml")) and "models" in PurePosixPath(f).parts]
-    if "yaml_with_tests" in c:
-        at_commit = set(c["yaml_with_tests"])
-        return [f for f in models_yaml if f in at_commit]
-    return [f for f in models_yaml if ctx.cached(f"history.yaml_has_tests:{f}", lambda f=f: _has_tests_now(ctx, f))]
-
-
-def _has_tests_now(ctx: StaticContext, path: str) -> bool:
-    return bool(_TEST_YML_KEY.search(read_text(ctx.root / path) or ""))
+def _yaml_with_tests(c: dict, files: list[str]) -> list[str]:
+    """The commit's models YAML files that declared tests at that commit, as the snapshot
+    read them (`yaml_with_tests`); never today's files, which say nothing about then."""
+    at_commit = set(c.get("yaml_with_tests") or [])
+    return [f for f in files if f in at_commit and f.endswith((".yml", ".yaml")) and "models" in PurePosixPath(f).parts]
 
 
 def _handout_paths(ctx: StaticContext) -> frozenset[str]:
@@ -215,7 +205,7 @@ def tests_early(ctx: StaticContext) -> CheckResult:
     touching: list[tuple[int, str, list[str]]] = []
     for i, c in enumerate(cs):
         files = [str(f) for f in c.get("files") or []]
-        hits = [f for f in files if _is_dbt_test_file(f)] + _yaml_with_tests(ctx, c, files)
+        hits = [f for f in files if _is_dbt_test_file(f)] + _yaml_with_tests(c, files)
         if i == 0:  # the handout's own tests, imported with it, are not the candidate's
             hits = [f for f in hits if f not in _handout_paths(ctx)]
         if hits:

@@ -11,8 +11,12 @@ from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import requests
+from google.api_core.exceptions import NotFound, RetryError
 from google.cloud import bigquery
+from google.cloud.bigquery.retry import DEFAULT_RETRY
 
+from checks.registry import GraderFault
 from grader.dbt_run import relation_of
 
 MARTS = ("fct_orders", "fct_payments", "dim_users", "dim_products", "fct_daily_sales", "fct_seller_performance")
@@ -26,6 +30,9 @@ CONTRACT_TIMESTAMP_COLUMNS = {
 }
 TEMPORAL_TYPES = ("TIMESTAMP", "DATETIME", "DATE")
 SAMPLE_SIZE = 10
+# How long one warehouse call keeps retrying a failing connection before the grader concludes
+# that its warehouse is gone (the client's own default is ten minutes per call).
+WAREHOUSE_RETRY_S = 30.0
 
 
 class MartProblem(Exception):
@@ -55,6 +62,7 @@ class ResultContext:
     manifest: dict[str, Any] | None
     truth: dict[str, Any]
     label: str = "canonical"
+    retry_s: float = WAREHOUSE_RETRY_S
     _cache: dict[tuple[str, tuple[str, ...], str], Mart] = field(default_factory=dict)
 
     @property
@@ -75,8 +83,10 @@ class ResultContext:
     def table_columns(self, model: str) -> tuple[str, dict[str, str]]:
         relation = self.relation(model)
         try:
-            table = self.client.get_table(relation)
-        except Exception as exc:  # not found, or the emulator's own error
+            table = self.client.get_table(relation, retry=DEFAULT_RETRY.with_deadline(self.retry_s))
+        except Exception as exc:  # not found, or the emulator's own answer about the table
+            if not isinstance(exc, NotFound) and warehouse_gone(exc):
+                raise GraderFault(f"the warehouse did not answer while reading {model}: {_first_line(exc)}") from exc
             raise MartProblem(f"{model} is declared but its table {relation} does not exist in the warehouse "
                               f"(did the model fail to build?): {str(exc).splitlines()[0][:200]}",
                               unobserved=True) from None
@@ -93,14 +103,45 @@ class ResultContext:
             raise MartProblem(f"{model} ({relation}) lacks required column(s) {', '.join(missing)}; "
                               f"it has: {', '.join(sorted(types))}")
         sql = f"SELECT {', '.join(columns)} FROM `{relation}`" + (f" WHERE {where}" if where else "")
-        rows = query(self.client, sql)
+        rows = query(self.client, sql, retry_s=self.retry_s)
         mart = Mart(model, relation, {c: types[c] for c in columns}, sql, rows)
         self._cache[key] = mart
         return mart
 
 
-def query(client: bigquery.Client, sql: str) -> list[dict[str, Any]]:
-    return [{k.lower(): v for k, v in row.items()} for row in client.query(sql).result()]
+def query(client: bigquery.Client, sql: str, *, retry_s: float = WAREHOUSE_RETRY_S) -> list[dict[str, Any]]:
+    """Rows of `sql`, columns in lower case (see `fetch`)."""
+    return [{k.lower(): v for k, v in row.items()} for row in fetch(client, sql, retry_s=retry_s)]
+
+
+def fetch(client: bigquery.Client, sql: str, *, retry_s: float = WAREHOUSE_RETRY_S) -> list[bigquery.Row]:
+    """Rows of `sql` as the client returns them. A warehouse that stopped answering is a
+    GraderFault; any other error (the candidate's table or SQL) propagates as it is."""
+    retry = DEFAULT_RETRY.with_deadline(retry_s)
+    try:
+        return list(client.query(sql, retry=retry).result(retry=retry))
+    except Exception as exc:
+        if warehouse_gone(exc):
+            raise GraderFault(f"the warehouse did not answer: {_first_line(exc)}") from exc
+        raise
+
+
+def warehouse_gone(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the warehouse could not be reached: the
+    grader's fault, never an answer about the candidate's tables."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (RetryError, ConnectionError, TimeoutError,
+                                requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def parse_instant(value: Any) -> datetime | None:

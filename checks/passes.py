@@ -18,7 +18,7 @@ from typing import Any
 from collections.abc import Callable
 
 import checks.results  # noqa: F401  (registers the result checks dbt.generalises runs again)
-from checks.marts import MARTS, MartProblem, ResultContext, jsonable
+from checks.marts import MARTS, MartProblem, ResultContext, fetch, jsonable
 from checks.registry import CheckResult, Examples, check, result, run_check, run_order
 from grader.dataset.generator import Dataset
 
@@ -51,7 +51,7 @@ def mart_fingerprints(ctx: ResultContext) -> dict[str, dict[str, Any]]:
         except MartProblem:
             continue
         rows = [json.dumps({k: jsonable(v) for k, v in row.items()}, sort_keys=True, default=str)
-                for row in ctx.client.query(f"SELECT * FROM `{relation}`").result()]
+                for row in fetch(ctx.client, f"SELECT * FROM `{relation}`", retry_s=ctx.retry_s)]
         digest = hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()
         prints[model] = {"relation": relation, "rows": len(rows), "sha256": digest}
     return prints

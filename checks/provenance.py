@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from checks.static_context import IGNORED_DIRS, default_starter_root, discover_dag_files
 from grader.dbt_run import find_dbt_project
+from grader.resources import HANDOUT_DATA_DIRS
 
 # Folders of a dbt project that hold the candidate's models, tests and macros.
 DBT_CODE_DIRS = ("models", "macros", "tests", "snapshots", "analyses", "seeds")
@@ -102,7 +103,7 @@ def _files(root: Path) -> list[Path]:
             if entry.is_symlink():
                 continue
             if entry.is_dir():
-                if entry.name not in IGNORED_DIRS and entry.name != "postgres":
+                if entry.name not in IGNORED_DIRS and entry.name not in HANDOUT_DATA_DIRS:
                     stack.append(entry)
             elif entry.is_file():
                 out.append(entry)

@@ -23,30 +23,8 @@ from typing import Any
 from collections.abc import Callable, Iterator
 
 from grader.dbt_run import find_dbt_project
+from grader.snapshot import IGNORED_DIRS  # folders never searched for DAGs, docs or models
 
-# Folders never searched for DAGs, docs or models (tooling, vendored packages, build output).
-IGNORED_DIRS = frozenset(
-    {
-        ".git",
-        ".venv",
-        "venv",
-        "env",
-        ".tox",
-        "node_modules",
-        "__pycache__",
-        "site-packages",
-        "dbt_packages",
-        "dbt_modules",
-        "target",
-        "logs",
-        ".pytest_cache",
-        ".mypy_cache",
-        ".ruff_cache",
-        ".idea",
-        ".vscode",
-        "reports",
-    }
-)
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 MAX_TEXT_BYTES = 2_000_000  # a candidate file larger than this is not read
 # SQL larger than this (compiled, or raw with its Jinja) is not parsed: the model gets a
@@ -181,9 +159,10 @@ def walk_files(
 
 
 def default_starter_root() -> Path | None:
-    """The exercise as handed out, shipped beside the grader (environment/), if present."""
-    here = Path(__file__).resolve().parents[1] / "environment"
-    return here if here.is_dir() else None
+    """The exercise as handed out (environment/, package data of the grader), if present."""
+    from grader.resources import HANDOUT_DIR
+
+    return HANDOUT_DIR if HANDOUT_DIR.is_dir() else None
 
 
 def read_text(path: Path) -> str | None:

@@ -13,10 +13,13 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from grader.options import GradeOptions, add_option_arguments
 from grader.pipeline import candidate_name
 
 SUMMARY_FIELDS = ("rank", "candidate", "band", "total", "status", "exit_code", "report", "workspace")
@@ -33,6 +36,13 @@ def batch_parser() -> argparse.ArgumentParser:
                         help="gradings at once (default: half the cores; each runs dbt and an emulator)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per candidate (default 3600)")
     parser.epilog = "Options after -- go to each `grade`, e.g.  grade batch DIR -- --scale small --quick"
+    return parser
+
+
+def options_parser() -> argparse.ArgumentParser:
+    """The options batch passes to each grading (those after `--`): `grade`'s own flags."""
+    parser = argparse.ArgumentParser(prog="grade batch DIR --", description="options for every workspace's grading")
+    add_option_arguments(parser)
     return parser
 
 
@@ -66,18 +76,22 @@ def report_folders(workspaces: list[Path]) -> dict[Path, str]:
     return names
 
 
-def _grade_one(workspace: Path, name: str, out: Path, timeout: float, extra: list[str]) -> dict[str, Any]:
-    """Grade one workspace into OUT/<name>/ (`--name` sets both the folder and the name the report shows)."""
-    command = [sys.executable, "-m", "grader.cli", str(workspace), "--out", str(out), "--name", name, "--quiet",
-               *extra]
-    report_path = out / name / "report.json"
+def _grade_one(workspace: Path, options: GradeOptions, timeout: float) -> dict[str, Any]:
+    """Grade one workspace, in its own process, into OUT/<name>/ (`options.name` sets both the
+    folder and the name the report shows)."""
+    name = options.name or workspace.name
+    report_path = options.out / name / "report.json"
     for stale in (report_path, report_path.with_suffix(".html")):  # from an earlier batch into the same OUT
         stale.unlink(missing_ok=True)
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        code, error = done.returncode, done.stderr.strip().splitlines()[-1:] if done.returncode else []
-    except subprocess.TimeoutExpired:
-        code, error = None, [f"grading took longer than {timeout:g} s and was stopped"]
+    with tempfile.NamedTemporaryFile("w", prefix="grade-batch-", suffix=".json", encoding="utf-8") as payload:
+        json.dump({"workspace": os.path.abspath(workspace), "options": options.to_payload()}, payload)
+        payload.flush()
+        command = [sys.executable, "-m", "grader.isolated", payload.name]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+            code, error = done.returncode, done.stderr.strip().splitlines()[-1:] if done.returncode else []
+        except subprocess.TimeoutExpired:
+            code, error = None, [f"grading took longer than {timeout:g} s and was stopped"]
     folder = os.fsencode(workspace.name).decode("utf-8", "replace")  # the folder as named, printable
     row: dict[str, Any] = {"candidate": name, "workspace": folder, "exit_code": code, "band": None, "total": None,
                            "status": "no report", "report": None, "error": " ".join(error)}
@@ -95,6 +109,7 @@ def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
     if any(option.split("=", 1)[0] in ("--name", "--out") for option in extra):
         print("grade batch: --name and --out are set per workspace by batch; give --out before --", file=sys.stderr)
         return 2
+    options = GradeOptions.from_namespace(options_parser().parse_args(extra))
     if not args.folder.is_dir():
         print(f"grade batch: {args.folder}: not a directory", file=sys.stderr)
         return 2
@@ -106,7 +121,8 @@ def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
     names = report_folders(workspaces)
     progress(f"grading {len(workspaces)} workspaces, {args.jobs} at a time")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(_grade_one, ws, names[ws], args.out, args.timeout, extra) for ws in workspaces]
+        futures = [pool.submit(_grade_one, ws, replace(options, out=args.out, name=names[ws], quiet=True), args.timeout)
+                   for ws in workspaces]
         rows = []
         for ws, future in zip(workspaces, futures):
             rows.append(future.result())

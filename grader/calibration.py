@@ -19,13 +19,16 @@ from typing import Any, Callable
 import git
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-CALIBRATION_DIR = REPO / "calibration"
-STARTER_DIR = REPO / "environment"
+from grader.options import GradeOptions
+from grader.pipeline import run_grade
+from grader.resources import CALIBRATION_DIR, HANDOUT_DATA_DIRS, HANDOUT_DIR
+from grader.snapshot import DBT_OUTPUT_DIRS, TOOLING_DIRS
+
+STARTER_DIR = HANDOUT_DIR
+# Not copied from the starter into a reference workspace.
+STARTER_EXCLUDES = (*sorted(HANDOUT_DATA_DIRS), *sorted(TOOLING_DIRS), *sorted(DBT_OUTPUT_DIRS))
 SESSION_START = datetime(2025, 11, 20, 9, 0, tzinfo=timezone.utc)
 COMMIT_GAP = timedelta(minutes=20)
-# Folders of the starter that a candidate never needs and that make copies slow.
-STARTER_EXCLUDES = ("postgres",)
 
 
 class CalibrationError(ValueError):
@@ -98,7 +101,7 @@ def _commit(repo: git.Repo, message: str, when: datetime) -> None:
 def materialise(solution: Solution, into: Path, overlay_root: Path = CALIBRATION_DIR) -> Path:
     """The solution as a git workspace under `into`/<name>: starter commit, then one commit per overlay folder."""
     workspace = into / solution.name
-    shutil.copytree(STARTER_DIR, workspace, ignore=shutil.ignore_patterns(*STARTER_EXCLUDES, "target", "logs"))
+    shutil.copytree(STARTER_DIR, workspace, ignore=shutil.ignore_patterns(*STARTER_EXCLUDES))
     repo = git.Repo.init(workspace, initial_branch="main")
     _commit(repo, "Starter repository as handed over", SESSION_START)
     groups: dict[str, list[tuple[str, Path]]] = {}
@@ -134,9 +137,6 @@ def calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     With `--panel`, only the solutions the panel names (and `--only`) are graded, and the
     agreement between the panel's levels and the automatic ones is printed after the table.
     """
-    from grader.cli import grade_parser
-    from grader.pipeline import run_grade
-
     try:
         calibration = load_calibration()
         panel = load_panel(args.panel) if getattr(args, "panel", None) else None
@@ -157,10 +157,9 @@ def calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         for solution in solutions:
             progress(f"calibration: {solution.name} (expected {expectation(solution)})")
             workspace = materialise(solution, Path(tmp))
-            grade_args = grade_parser().parse_args(
-                [str(workspace), "--out", str(args.out), "--scale", args.scale, "--quiet"]
-                + (["--dbt-timeout", str(args.dbt_timeout)] if args.dbt_timeout else []))
-            code = run_grade(grade_args, progress if args.verbose else (lambda message: None))
+            options = GradeOptions(out=args.out, scale=args.scale, quiet=True,
+                                   **({"dbt_timeout": args.dbt_timeout} if args.dbt_timeout else {}))
+            code = run_grade(workspace, options, progress if args.verbose else (lambda message: None))
             report_path = args.out / solution.name / "report.json"
             report = json.loads(report_path.read_text()) if report_path.exists() else None
             if report:

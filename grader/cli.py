@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from grader import __version__
+from grader.options import GradeOptions, add_option_arguments
+from grader.resources import HANDOUT_DIR
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
 
@@ -52,94 +54,11 @@ class Progress:
             print(f"[{time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-DEFAULT_TIME_LIMIT_S = 1800.0
-
-
-def positive_seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
-    return seconds
-
-
-def positive_gb(value: str) -> float:
-    try:
-        gb = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of gigabytes") from None
-    if gb < 0.5:
-        raise argparse.ArgumentTypeError("must be at least 0.5 GB (dbt alone needs about 0.4)")
-    return gb
-
-
-def warehouse_spec(value: str) -> str:
-    """'embedded', 'docker' or an http(s) URL; anything else is a usage error (exit 2)."""
-    if value in ("embedded", "docker") or value.startswith(("http://", "https://")):
-        return value
-    raise argparse.ArgumentTypeError(f"{value!r}: use 'embedded', 'docker' or an emulator URL (http://HOST:PORT)")
-
-
-def rebuild_check_ids() -> list[str]:
-    """The catalogue's rebuilding checks (the --passes choices), in the order a grading runs them."""
-    import checks.passes  # noqa: F401  (registers them)
-    from checks.registry import run_order
-
-    return [spec.id for spec in run_order("rebuild")]
-
-
 def grade_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grade", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("workspace", type=Path, help="the candidate's workspace folder")
-    parser.add_argument("--out", type=Path, default=Path("reports"),
-                        help="where reports go: OUT/<name>/report.{json,html} (default: reports)")
-    parser.add_argument("--name", help="candidate name in the report (default: the folder's name)")
-    parser.add_argument("--replace-datasets", action="store_true",
-                        help="with --warehouse URL: allow deleting the datasets already there that the grader did "
-                             "not create (a live stack's raw, staging, marts); without it grading stops instead")
-    parser.add_argument("--warehouse", default="embedded", metavar="SPEC", type=warehouse_spec,
-                        help="'embedded' (default: a bqemulator process the grader starts and stops), 'docker' (the exercise's "
-                             "warehouse image, the same engine, via a Docker engine) or an emulator URL such as http://127.0.0.1:9050")
-    parser.add_argument("--scale", default="default", choices=["small", "default"],
-                        help="dataset scale loaded into the warehouse (default: default)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="dataset seed (default: the canonical seed); the variant seed is used for dbt.generalises")
-    parser.add_argument("--notes", type=Path, default=None, metavar="FILE",
-                        help="interviewer's notes (YAML): levels for interviewer-scored criteria and overrides "
-                             "with reasons, e.g. `criteria: {debugging: {level: 3, comment: ...}}`")
-    parser.add_argument("--dbt-timeout", type=float, default=900.0, metavar="SECONDS",
-                        help="time limit for the first dbt seed + build, and for each rebuild (default: 900); "
-                             "all of them also draw from --time-limit")
-    parser.add_argument("--time-limit", type=positive_seconds, default=DEFAULT_TIME_LIMIT_S, metavar="SECONDS",
-                        help=f"one deadline for the whole grading (default: {DEFAULT_TIME_LIMIT_S:g}, several times "
-                             "what the default dataset needs); the passes left when it is spent are skipped, "
-                             "with the reason, and the report is still written")
-    parser.add_argument("--memory-limit", type=positive_gb, default=4.0, metavar="GB",
-                        help="address space allowed to each process that runs candidate code (dbt, the Airflow "
-                             "loader); the warehouse engine's queries get three quarters of it (DuckDB's memory_limit) "
-                             "(default: 4)")
-    parser.add_argument("--allow-unisolated", action="store_true",
-                        help="grade even where no sandbox is available (not Linux, no bubblewrap, no user "
-                             "namespaces): the candidate's dbt project and SQL then run with your user's rights "
-                             "and network. The report says so in its header. Without this flag such a machine "
-                             "refuses to run candidate code (exit 3)")
-    passes = rebuild_check_ids()
-    parser.add_argument("--quick", action="store_true",
-                        help=f"skip the checks that rebuild the project ({', '.join(passes)}): one dbt build "
-                             "instead of about ten")
-    parser.add_argument("--passes", nargs="+", metavar="CHECK", default=None, choices=passes,
-                        help=f"run only these rebuilding checks (default: all {len(passes)})")
-    parser.add_argument("--airflow-python", type=Path, default=None, metavar="PYTHON",
-                        help="off by default: also load the DAGs with Airflow's own DagBag using this interpreter "
-                             "(a venv with apache-airflow), in a separate, time-limited, network-less process. "
-                             "This EXECUTES the candidate's DAG code; the static dag.* checks never do")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="private work folder (default: a temporary folder, removed afterwards)")
-    parser.add_argument("--keep-work-dir", action="store_true", help="keep the work folder for inspection")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    add_option_arguments(parser)
     parser.add_argument("--version", action="version", version=f"grade {__version__}")
     return parser
 
@@ -210,7 +129,7 @@ def run_rubric_doc(argv: list[str]) -> int:
                                      description="Write environment/docs/EVALUATION_RUBRIC.md from rubric.yaml.")
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the file is out of date")
     args = parser.parse_args(argv)
-    target = Path(__file__).resolve().parents[1] / "environment" / "docs" / "EVALUATION_RUBRIC.md"
+    target = HANDOUT_DIR / "docs" / "EVALUATION_RUBRIC.md"
     text = render_candidate_markdown()
     if args.check:
         current = target.read_text(encoding="utf-8") if target.exists() else ""
@@ -290,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         from grader.pipeline import run_grade
 
         args = grade_parser().parse_args(argv)
-        return run_grade(args, Progress(args.quiet))
+        return run_grade(args.workspace, GradeOptions.from_namespace(args), Progress(args.quiet))
     except KeyboardInterrupt:
         print("grade: interrupted", file=sys.stderr)
         return 130

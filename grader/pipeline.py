@@ -7,7 +7,6 @@ happened is written and no emulator or dbt process is left behind.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -15,44 +14,26 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-from checks.registry import REGISTRY, CheckResult
-from grader import __version__
+from checks.registry import REGISTRY, CheckResult, CheckSkipped
+from grader.grading import Deadline, Grading
+from grader.options import GradeOptions
+from grader.report import summary_lines, write_reports
+
+if TYPE_CHECKING:
+    from grader.dataset.generator import Dataset
+    from grader.dbt_run import DbtRun
+    from grader.snapshot import Snapshot
+    from grader.warehouse import Warehouse
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 2, 3
 CACHE_DIR = Path.home() / ".cache" / "de-exercise-grader"
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class Grading:
-    """Everything a run learned, stage by stage; the report is rendered from it."""
-
-    candidate: str
-    workspace: str
-    seed: int
-    scale: str
-    snapshot: Any = None
-    dataset: Any = None
-    warehouse: dict[str, Any] = field(default_factory=lambda: {"warehouse": None, "versions": {}})
-    dbt: Any = None
-    checks: list[CheckResult] = field(default_factory=list)
-    errors: list[dict[str, str]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
-    work_dir: str | None = None
-    airflow_python: Path | None = None
-    interrupted: bool = False
-    isolation: dict[str, Any] = field(default_factory=dict)
-    deadline: Any = None  # Deadline
-
-    def fail(self, stage: str, message: str) -> None:
-        self.errors.append({"stage": stage, "message": message})
 
 
 @contextmanager
@@ -72,8 +53,8 @@ def candidate_name(workspace: Path, given: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("._") or "candidate"
 
 
-def run_grade(args: argparse.Namespace, progress: Progress) -> int:
-    """Grade `args.workspace`; the exit status of the grader contract.
+def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int:
+    """Grade `workspace`; the exit status of the grader contract.
 
     Outside the grading namespace this validates the arguments, then re-runs itself inside
     one (grader.sandbox) where the machine allows; inside it (or unisolated, when the
@@ -82,7 +63,6 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     from grader.dataset.generator import CANONICAL_SEED
     from grader.sandbox import in_grading_namespace
 
-    workspace: Path = args.workspace
     if not workspace.exists():
         print(f"grade: {workspace}: no such file or directory", file=sys.stderr)
         return EXIT_USAGE
@@ -97,38 +77,40 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         print(f"grade: {exc}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        notes = load_notes(args.notes)
+        notes = load_notes(options.notes)
     except RubricError as exc:
         print(f"grade: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    name = candidate_name(workspace, args.name)
-    out_dir = Path(os.path.abspath(args.out / name))
-    if _inside(out_dir, workspace) or _inside(Path(os.path.abspath(args.out)), workspace):
-        print(f"grade: --out {args.out} is inside the workspace being graded; the candidate's files could "
+    name = candidate_name(workspace, options.name)
+    out_dir = Path(os.path.abspath(options.out / name))
+    if _inside(out_dir, workspace) or _inside(Path(os.path.abspath(options.out)), workspace):
+        print(f"grade: --out {options.out} is inside the workspace being graded; the candidate's files could "
               f"redirect the report: choose a folder outside {workspace}", file=sys.stderr)
         return EXIT_USAGE
-    isolation = grading_isolation(args)
+    isolation = grading_isolation(options)
     if isolation.get("enter_namespace"):
-        from grader.packages import prefetch  # `dbt deps` needs the network the grading namespace lacks
+        from grader.packages import (
+            prefetch,  # `dbt deps` needs the network the grading namespace lacks
+        )
 
         prefetch(workspace, CACHE_DIR / "dbt-packages", progress)
-        return _grade_in_namespace(args, isolation)
-    grading = Grading(candidate=args.name or name, workspace=str(workspace.resolve()),
-                      seed=CANONICAL_SEED if args.seed is None else args.seed, scale=args.scale)
+        return _grade_in_namespace(workspace, options, isolation)
+    grading = Grading(candidate=options.name or name, workspace=str(workspace.resolve()),
+                      seed=CANONICAL_SEED if options.seed is None else options.seed, scale=options.scale)
     grading.isolation = {k: v for k, v in isolation.items() if k != "enter_namespace"}
-    own_work_dir = args.work_dir is None or getattr(args, "own_work_dir", False)
-    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if args.work_dir is None else args.work_dir.resolve()
+    own_work_dir = options.work_dir is None or options.own_work_dir
+    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if options.work_dir is None else options.work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    if in_grading_namespace() and own_work_dir and not args.keep_work_dir:
+    if in_grading_namespace() and own_work_dir and not options.keep_work_dir:
         from grader.sandbox import mount_tmpfs
 
-        mount_tmpfs(work_dir, limits_of(args).work_bytes)
-    grading.notes, grading.work_dir, grading.airflow_python = notes, str(work_dir), args.airflow_python
-    grading.deadline = Deadline(args.time_limit)
+        mount_tmpfs(work_dir, limits_of(options).work_bytes)
+    grading.notes, grading.work_dir, grading.airflow_python = notes, str(work_dir), options.airflow_python
+    grading.deadline = Deadline(options.time_limit)
     started = time.monotonic()
     exit_code = EXIT_OK
     try:
-        exit_code = _grade(grading, args, work_dir, progress)
+        exit_code = _grade(grading, workspace, options, work_dir, progress)
     except (KeyboardInterrupt, SystemExit):
         grading.interrupted = True
         grading.fail("run", "interrupted (Ctrl-C or SIGTERM): the grading did not finish")
@@ -136,8 +118,6 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
     finally:
         reap_strays(work_dir)
         grading.timings["total_s"] = round(time.monotonic() - started, 3)
-        from grader.report import write_reports
-
         try:
             paths = write_reports(grading, out_dir)
             progress(f"report written: {paths['html']}")
@@ -145,47 +125,32 @@ def run_grade(args: argparse.Namespace, progress: Progress) -> int:
         except Exception as exc:  # the report is the last line of defence: say so plainly
             print(f"grade: could not write the report to {out_dir}: {exc}", file=sys.stderr)
             exit_code = EXIT_FAILED if exit_code == EXIT_OK else exit_code
-        if own_work_dir and not args.keep_work_dir:
+        if own_work_dir and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-        elif args.keep_work_dir:
+        elif options.keep_work_dir:
             print(f"work folder kept: {work_dir}", file=sys.stderr)
     return exit_code
 
 
-class Deadline:
-    """One time limit for the whole grading (--time-limit): dbt and every pass draw from it."""
-
-    def __init__(self, limit_s: float | None):
-        self.limit_s = limit_s
-        self._ends = None if limit_s is None else time.monotonic() + limit_s
-
-    def remaining(self) -> float:
-        return float("inf") if self._ends is None else max(self._ends - time.monotonic(), 0.0)
-
-    def budget(self, wanted: float) -> float:
-        """`wanted` seconds, or what is left of the grading's time when that is less."""
-        return min(wanted, self.remaining())
-
-
-def limits_of(args: argparse.Namespace) -> Any:
+def limits_of(options: GradeOptions) -> Any:
     from grader.sandbox import Limits
 
-    memory_gb = getattr(args, "memory_limit", None)
+    memory_gb = options.memory_limit
     return Limits() if memory_gb is None else Limits(memory_bytes=int(memory_gb * 1024 ** 3))
 
 
-def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
+def grading_isolation(options: GradeOptions) -> dict[str, Any]:
     """How this grading isolates candidate code: the report's environment.isolation.
 
     `enter_namespace` True: the caller must re-run the grading inside its namespaces.
     """
     from grader.sandbox import detect, grading_namespace_support, in_grading_namespace
 
-    private_network = args.warehouse in (None, "embedded")
-    base = {"limits": limits_of(args).to_json(), "time_limit_s": args.time_limit}
+    private_network = options.warehouse in (None, "embedded")
+    base = {"limits": limits_of(options).to_json(), "time_limit_s": options.time_limit}
     if in_grading_namespace():
         return {**base, "isolated": True, "namespace": True, "jailed": detect().jailed,
-                "private_network": bool(getattr(args, "private_network", private_network)),
+                "private_network": bool(private_network if options.private_network is None else options.private_network),
                 "reason": "own user, mount, PID and network namespaces; each candidate process in a bubblewrap jail"
                           + ("" if private_network else " (the network is the host's: the warehouse is outside)")}
     jail = detect()
@@ -193,7 +158,7 @@ def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
     if jail.jailed and namespace_problem is None:
         return {**base, "enter_namespace": True, "private_network": private_network}
     reason = namespace_problem or jail.reason
-    if getattr(args, "allow_unisolated", False):
+    if options.allow_unisolated:
         return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
                 "reason": f"NOT ISOLATED (--allow-unisolated): {reason}"}
     return {**base, "isolated": False, "namespace": False, "jailed": False, "private_network": False,
@@ -202,34 +167,20 @@ def grading_isolation(args: argparse.Namespace) -> dict[str, Any]:
                                         f"to run it without isolation (the report will say so)"}
 
 
-def _grade_in_namespace(args: argparse.Namespace, isolation: dict[str, Any]) -> int:
+def _grade_in_namespace(workspace: Path, options: GradeOptions, isolation: dict[str, Any]) -> int:
+    from dataclasses import replace
+
     from grader.sandbox import run_in_grading_namespace
 
-    own_work_dir = args.work_dir is None
-    work_dir = Path(tempfile.mkdtemp(prefix="grade-")) if own_work_dir else args.work_dir.resolve()
-    payload = options_payload(args)
-    payload.update(work_dir={"path": str(work_dir)}, own_work_dir=own_work_dir, private_network=isolation["private_network"])
+    own_work_dir = options.work_dir is None
+    work_dir = options.work_dir.resolve() if options.work_dir is not None else Path(tempfile.mkdtemp(prefix="grade-"))
+    inside = replace(options, work_dir=work_dir, own_work_dir=own_work_dir, private_network=isolation["private_network"])
+    payload = {"workspace": os.path.abspath(workspace), "options": inside.to_payload()}
     try:
         return run_in_grading_namespace(payload, network=isolation["private_network"])
     finally:
-        if own_work_dir and not args.keep_work_dir:
+        if own_work_dir and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def options_payload(args: argparse.Namespace) -> dict[str, Any]:
-    """`args` as JSON for the grading inside its namespace (paths absolute: its cwd may differ)."""
-    payload: dict[str, Any] = {}
-    for key, value in vars(args).items():
-        if isinstance(value, Path):
-            payload[key] = {"path": os.path.abspath(value)}
-        else:
-            payload[key] = value
-    return payload
-
-
-def options_from_payload(payload: dict[str, Any]) -> argparse.Namespace:
-    return argparse.Namespace(**{key: Path(value["path"]) if isinstance(value, dict) and set(value) == {"path"}
-                                 else value for key, value in payload.items()})
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -265,7 +216,7 @@ def reap_strays(work_dir: Path) -> list[int]:
     return killed
 
 
-def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress: Progress) -> int:
+def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: Path, progress: Progress) -> int:
     from grader.snapshot import SnapshotError, take_snapshot
 
     if grading.isolation.get("refused"):
@@ -273,13 +224,12 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
         print(f"grade: {grading.isolation['reason']}", file=sys.stderr)
         return EXIT_FAILED
 
-    with timed(grading, progress, "snapshot", f"snapshot of {args.workspace}"):
+    with timed(grading, progress, "snapshot", f"snapshot of {workspace}"):
         try:
-            grading.snapshot = take_snapshot(args.workspace, work_dir / "snapshot")
+            snapshot = grading.snapshot = take_snapshot(workspace, work_dir / "snapshot")
         except SnapshotError as exc:
             grading.fail("snapshot", str(exc))
             return EXIT_USAGE
-    snapshot = grading.snapshot
     progress(f"  {snapshot.files} files, commit {(snapshot.commit or 'none (not a git repository)')[:12]}"
              + (", uncommitted changes" if snapshot.dirty else ""))
 
@@ -289,13 +239,13 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     install_signal_handlers()
     # The dataset is generated (pure Python) while the engine starts (another process).
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
-    dataset = pool.submit(generate, grading.seed, grading.scale)
+    generating = pool.submit(generate, grading.seed, grading.scale)
     pool.shutdown(wait=False)
     try:
-        with timed(grading, progress, "warehouse_start", f"starting warehouse ({args.warehouse})"):
-            warehouse = open_warehouse(args.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
-                                       limits=limits_of(args),
-                                       replace_datasets=getattr(args, "replace_datasets", False))
+        with timed(grading, progress, "warehouse_start", f"starting warehouse ({options.warehouse})"):
+            warehouse = open_warehouse(options.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
+                                       limits=limits_of(options),
+                                       replace_datasets=options.replace_datasets)
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
@@ -303,9 +253,9 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     with warehouse:
         grading.warehouse = {"warehouse": warehouse.kind, "versions": dict(warehouse.versions)}
         with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
-            grading.dataset = dataset.result()
+            dataset = grading.dataset = generating.result()
         try:
-            _graded_on_warehouse(grading, args, warehouse, work_dir, progress)
+            _graded_on_warehouse(grading, snapshot, dataset, options, warehouse, work_dir, progress)
             if any(e["stage"] == "packages" for e in grading.errors):
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
@@ -316,32 +266,32 @@ def _grade(grading: Grading, args: argparse.Namespace, work_dir: Path, progress:
     return EXIT_OK
 
 
-def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: Any, work_dir: Path,
-                         progress: Progress) -> None:
+def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
+                         warehouse: Warehouse, work_dir: Path, progress: Progress) -> None:
     from checks.catalogue import run_order
     from checks.passes import PassContext
-    from checks.registry import CheckSkipped, run_check
+    from checks.registry import run_check
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
     from grader.dbt_run import build, find_dbt_project, rerun
     from grader.loading import load_raw
 
     client = warehouse.client()
     with timed(grading, progress, "raw_load", "loading raw tables"):
-        load_raw(client, grading.dataset)
-    project_dir = find_dbt_project(grading.snapshot.root)
+        load_raw(client, dataset)
+    project_dir = find_dbt_project(snapshot.root)
     if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
         from grader.packages import install as install_packages
 
-        packages = install_packages(project_dir, grading.snapshot.root, CACHE_DIR / "dbt-packages")
+        packages = install_packages(project_dir, snapshot.root, CACHE_DIR / "dbt-packages")
         if not packages.ok:
             grading.fail("packages", packages.problem or "dbt packages unavailable")
             _static_checks(grading, None, progress)
             return
-    limits = limits_of(args)
+    limits = limits_of(options)
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",
-                            timeout_s=grading.deadline.budget(args.dbt_timeout),
-                            progress=lambda m: progress(f"  {m}"), readable_root=grading.snapshot.root, limits=limits)
+                            timeout_s=grading.deadline.budget(options.dbt_timeout),
+                            progress=lambda m: progress(f"  {m}"), readable_root=snapshot.root, limits=limits)
     if grading.dbt.timed_out:
         warehouse.interrupt()  # its last query must not hold up the checks that follow
     grading.checks.extend(run_check(spec, grading.dbt) for spec in run_order("build"))
@@ -349,30 +299,30 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
         from checks.marts import ResultContext
 
         manifest = grading.dbt.manifest()
-        context = ResultContext(client, manifest, grading.dataset.truth, label=f"seed {grading.seed}")
+        context = ResultContext(client, manifest, dataset.truth, label=f"seed {grading.seed}")
         grading.checks.extend(run_check(spec, context) for spec in run_order("result"))
     _static_checks(grading, grading.dbt, progress)
-    deadline, time_limit = grading.deadline, args.time_limit
+    deadline, time_limit = grading.deadline, options.time_limit
 
     def rebuild(dbt_args: list[str], label: str) -> Any:
         """One more dbt command within what is left of the grading's time; a rebuild our own
         time limit cut short is not the candidate's result (the pass is skipped, with why)."""
-        budget = deadline.budget(args.dbt_timeout)
+        budget = deadline.budget(options.dbt_timeout)
         if budget < 1:
             raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) was spent before "
                                f"the {label} rebuild")
         run = rerun(project_dir, warehouse.endpoint, work_dir / "dbt", dbt_args, budget, label,
-                    readable_root=grading.snapshot.root, limits=limits)
+                    readable_root=snapshot.root, limits=limits)
         if run.timed_out:
             warehouse.interrupt()
-            if budget < args.dbt_timeout:
+            if budget < options.dbt_timeout:
                 raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) ran out during "
                                    f"the {label} rebuild")
         return run
 
     passes = PassContext(
-        results=context, dataset=grading.dataset, baseline=grading.dbt, rebuild=rebuild,
-        load_table=lambda name, rows: _replace_raw_table(client, name, rows, grading.dataset.extracted_at),
+        results=context, dataset=dataset, baseline=grading.dbt, rebuild=rebuild,
+        load_table=lambda name, rows: _replace_raw_table(client, name, rows, dataset.extracted_at),
         load_dataset=lambda dataset: load_raw(client, dataset),
         variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
         canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
@@ -380,7 +330,7 @@ def _graded_on_warehouse(grading: Grading, args: argparse.Namespace, warehouse: 
     if passes.unmet_needs():  # no manifest: every pass, requested or not, is skipped by its declared need
         grading.checks.extend(run_check(spec, passes) for spec in run_order("rebuild"))
         return
-    chosen = [s for s in run_order("rebuild") if not args.quick and (args.passes is None or s.id in args.passes)]
+    chosen = [s for s in run_order("rebuild") if not options.quick and (options.passes is None or s.id in options.passes)]
     grading.checks.extend(CheckResult(s.id, "skipped", 0.0, "not requested (--quick or --passes)")
                           for s in run_order("rebuild") if s not in chosen)
     if not chosen:
@@ -408,7 +358,7 @@ def _replace_raw_table(client: Any, name: str, rows: list[dict[str, Any]], extra
     load_table(client, RAW_DATASET, table.name, table.schema, table.ndjson)
 
 
-def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
+def _static_checks(grading: Grading, dbt_run: DbtRun | None, progress: Progress) -> None:
     """lint.*, dag.* and history.*: they need only the snapshot (and the manifest when dbt parsed)."""
     if grading.snapshot is None:
         return
@@ -416,28 +366,14 @@ def _static_checks(grading: Grading, dbt_run: Any, progress: Progress) -> None:
 
     started = time.monotonic()
     progress("static analysis of models, DAGs and history")
-    stage_s = grading.deadline.budget(STAGE_TIME_LIMIT_S) if grading.deadline is not None else STAGE_TIME_LIMIT_S
+    stage_s = grading.deadline.budget(STAGE_TIME_LIMIT_S)
     grading.checks.extend(run_static_checks(grading.snapshot, dbt_run, grading.airflow_python,
                                             StaticLimits(stage_s=max(stage_s, 60.0))))  # bounded anyway
     grading.timings["static_checks_s"] = round(time.monotonic() - started, 3)
 
 
 def _print_summary(grading: Grading, paths: dict[str, Path]) -> None:
-    from grader.report import summary_lines
-
     for line in summary_lines(grading):
         print(line)
     print(f"report: {paths['html']}")
     print(f"        {paths['json']}")
-
-
-def versions() -> dict[str, str]:
-    import importlib.metadata
-
-    found = {"grader": __version__, "python": sys.version.split()[0]}
-    for dist in ("sqlglot", "gitpython"):
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return found

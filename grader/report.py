@@ -21,6 +21,7 @@ from checks.registry import current_id
 from grader.rubric import debrief, grader_fault, score
 from grader.engine_faults import mark as mark_engine_faults
 from grader.engine_faults import summary_line as engine_fault_line
+from grader.grading import Grading, versions
 
 SCHEMA_VERSION = 1
 NODE_KEYS = ("pass", "fail", "error", "skip", "warn")
@@ -46,9 +47,7 @@ def _scrub(value: Any, private: str | None) -> Any:
     return value
 
 
-def report_json(grading: Any) -> dict[str, Any]:
-    from grader.pipeline import versions
-
+def report_json(grading: Grading) -> dict[str, Any]:
     checks = [c.to_json() for c in sorted(grading.checks, key=lambda c: c.id)]
     inherited = _mark_inherited(checks, grading.snapshot)
     snapshot = grading.snapshot.to_json() if grading.snapshot is not None else {
@@ -103,7 +102,7 @@ def _coverage(rubric: dict[str, Any]) -> dict[str, Any]:
     return {"criteria": shares, "mean": round(sum(shares.values()) / len(shares), 3) if shares else 0.0}
 
 
-def summary_lines(grading: Any) -> list[str]:
+def summary_lines(grading: Grading) -> list[str]:
     report = report_json(grading)
     rubric = report["rubric"]
     lines = [f"{report['candidate']}: {rubric['band']} (total {rubric['total']:.2f} / 4)"
@@ -199,7 +198,7 @@ def _timeline(commits: list[dict[str, Any]]) -> dict[str, Any] | None:
             "minutes": round(span / 60) if len(times) > 1 else 0, "points": points}
 
 
-def write_reports(grading: Any, out_dir: Path) -> dict[str, Path]:
+def write_reports(grading: Grading, out_dir: Path) -> dict[str, Path]:
     """report.json and report.html in `out_dir`, each written whole or not at all.
 
     Never through a link: a symlink where the folder or a report should be is replaced, not

@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from checks.registry import RENAMED_IDS, current_id
+from grader.resources import RUBRIC_PATH
 
-RUBRIC_PATH = Path(__file__).resolve().parents[1] / "rubric.yaml"
 WEAK_LEVEL = 2  # a criterion at or below this level gets debrief questions
 
 

@@ -172,3 +172,14 @@ def test_without_a_sandbox_candidate_code_runs_only_when_allowed_and_the_report_
     assert report["environment"]["isolation"]["isolated"] is False
     html = (tmp_path / "out2" / "starter" / "report.html").read_text()
     assert 'id="not-isolated"' in html and "NOT ISOLATED" in html
+
+
+def test_grade_options_defaults_are_the_command_lines(tmp_path):
+    """Calibration and batch build GradeOptions directly: its defaults must be `grade`'s."""
+    from grader.cli import grade_parser
+    from grader.options import GradeOptions
+
+    assert GradeOptions.from_namespace(grade_parser().parse_args([str(tmp_path)])) == GradeOptions()
+    given = GradeOptions.from_namespace(grade_parser().parse_args(
+        [str(tmp_path), "--out", "r", "--notes", "n.yml", "--passes", "dbt.idempotent", "--seed", "7", "--quick"]))
+    assert GradeOptions.from_payload(json.loads(json.dumps(given.to_payload()))) == given.absolute()

@@ -107,6 +107,8 @@ def _session(test_at: int, n: int = 8) -> list[dict]:
         if i == test_at:
             files.append("dbt/models/marts/_marts.yml")
         out.append(commit(i, f"Step {i}: build staging model {i}", files))
+        if i == test_at:  # as the snapshot reads it: the YAML declared tests at this commit
+            out[-1]["yaml_with_tests"] = ["dbt/models/marts/_marts.yml"]
     return out
 
 
@@ -124,9 +126,9 @@ def test_tests_early(tmp_path):
     assert run("history.tests_early", ctx_for(tmp_path / "e", _session(0, n=3), files)).status == "skipped"
 
 
-def test_tests_early_reads_yaml_as_it_was_at_each_commit(tmp_path):
-    """A models YAML committed early with docs only, and tests added in the last commit."""
-    root = tmp_path / "ws"
+def _tests_added_last(root: Path) -> Path:
+    """A git workspace: a models YAML committed early with docs only, six models, and the
+    YAML's tests added in the last of 8 commits (so today's YAML declares tests)."""
     yml = root / "dbt" / "models" / "marts" / "_marts.yml"
     yml.parent.mkdir(parents=True)
     repo = git.Repo.init(root)
@@ -145,10 +147,28 @@ def test_tests_early_reads_yaml_as_it_was_at_each_commit(tmp_path):
         save(f"Add model m{i} for the marts", i)
     yml.write_text(MARTS_YML)
     save("Add key tests to fct_orders", 7)
-    ctx = StaticContext.build(root, starter_root=None)  # commits read with gitpython
+    repo.close()
+    return root
+
+
+def test_tests_early_reads_yaml_as_it_was_at_each_commit(tmp_path):
+    root = _tests_added_last(tmp_path / "ws")
+    ctx = StaticContext.build(root, starter_root=None)  # commits read by the snapshot's reader
     assert len(ctx.commits) == 8 and ctx.commits[0]["files"] == ["dbt/models/marts/_marts.yml"]
     res = run("history.tests_early", ctx)
     assert res.status == "fail" and [c["index"] for c in res.evidence["test_commits"]] == [8]
+
+
+def test_grading_reads_the_yaml_of_each_commit_not_the_snapshot_copys(tmp_path):
+    """As graded: the static stage gets the history from the snapshot, whose copy has no .git.
+    Today's YAML declares tests; only the last commit added them, so tests came late."""
+    from checks.static import run_static_checks
+    from grader.snapshot import take_snapshot
+
+    snapshot = take_snapshot(_tests_added_last(tmp_path / "ws"), tmp_path / "work")
+    assert not (snapshot.root / ".git").exists() and len(snapshot.commits) == 8
+    res = next(r for r in run_static_checks(snapshot, None) if r.id == "history.tests_early")
+    assert res.status == "fail" and [c["index"] for c in res.evidence["test_commits"]] == [8], res.message
 
 
 DECISIONS = """
