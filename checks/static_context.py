@@ -23,7 +23,7 @@ from typing import Any
 from collections.abc import Callable, Iterator
 
 from grader.dbt_run import find_dbt_project
-from grader.snapshot import IGNORED_DIRS  # folders never searched for DAGs, docs or models
+from grader.ignored import IGNORED_DIRS  # folders never searched for DAGs, docs or models
 
 DOC_SUFFIXES = (".md", ".markdown", ".rst", ".txt")
 MAX_TEXT_BYTES = 2_000_000  # a candidate file larger than this is not read

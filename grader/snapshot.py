@@ -30,11 +30,14 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import git
+
+from grader.ignored import DBT_OUTPUT_DIRS, TOOLING_DIRS
 
 DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES = 200 * 1024 * 1024
@@ -58,19 +61,6 @@ MAX_FINDINGS = 200
 HISTORY_TIME_LIMIT_S = 120.0
 
 # The one list of folders that are not the candidate's work, by name.
-# Tools' environments, caches and editor settings: regenerated, heavy, never what the
-# candidate wrote. The snapshot does not copy them (directories and symlinks alike: a
-# symlinked .venv is not looked into; .git, directory or gitfile, at any depth: history
-# is read separately) and no check searches them.
-TOOLING_DIRS = frozenset({".git", ".venv", "venv", "env", ".tox", "node_modules", "__pycache__", "site-packages",
-                          ".pytest_cache", ".mypy_cache", ".ruff_cache", ".idea", ".vscode"})
-# dbt's default target-path and log-path; the snapshot skips them only next to a
-# dbt_project.yml so that a candidate's own folder called "logs" elsewhere is still copied.
-DBT_OUTPUT_DIRS = frozenset({"target", "logs"})
-# Installed dbt packages: copied (the build needs them offline), but not the candidate's models.
-DBT_PACKAGE_DIRS = frozenset({"dbt_packages", "dbt_modules"})
-# What no check searches for models, DAGs or docs: all of the above, and grading reports.
-IGNORED_DIRS = TOOLING_DIRS | DBT_OUTPUT_DIRS | DBT_PACKAGE_DIRS | frozenset({"reports"})
 
 _COPY_CHUNK = 1024 * 1024
 # O_NONBLOCK: if a path turns out to be a FIFO, open() returns instead of hanging.
@@ -401,11 +391,11 @@ def _query_history(private: Path, ws: Path, limits: SnapshotLimits, findings: _F
         return history
 
 
-def _commit(commit: git.Commit, listed: "_ChangedPaths") -> Commit:
+def _commit(commit: git.Commit, listed: _ChangedPaths) -> Commit:
     files, total = listed.of(commit)
     return Commit(
         sha=commit.hexsha,
-        author_time=datetime.fromtimestamp(commit.authored_date, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        author_time=datetime.fromtimestamp(commit.authored_date, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         author=_printable(str(commit.author.name or ""))[:MAX_AUTHOR_CHARS],
         message=_printable(commit.message.strip())[:MAX_MESSAGE_CHARS],
         files=files,

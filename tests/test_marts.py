@@ -8,7 +8,7 @@ import checks.results  # noqa: F401  (registers the result checks)
 from checks.marts import ResultContext
 from checks.registry import REGISTRY, run_check
 from grader.dataset.generator import CANONICAL_SEED, generate
-from grader.dataset.schema import RAW_DATASET, RAW_PROJECT
+from raw_layer.schema import RAW_DATASET, RAW_PROJECT
 from grader.loading import load_raw
 from grader.pipeline import CACHE_DIR
 from grader.warehouse import EmbeddedEmulator
