@@ -14,7 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,7 +28,7 @@ SCHEMA = [("id", "STRING"), ("seq", "INT64"), ("amount", "NUMERIC"), ("is_active
           ("created_at", "TIMESTAMP"), ("confirmed_at", "DATETIME"), ("attributes", "JSON"),
           ("ship_date", "DATE"), ("rating", "FLOAT64")] + list(AIRBYTE_COLUMNS)
 SHARES = {"orders": 0.3, "order_items": 0.4, "payments": 0.2, "event_log": 0.1}
-EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def ndjson(table: str, rows: int) -> bytes:

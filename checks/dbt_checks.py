@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from checks.registry import CheckResult, Examples, check, result
 from grader.dbt_run import DbtRun
 
@@ -21,7 +23,7 @@ MAX_LISTED = 15
 def dbt_build(run: DbtRun) -> CheckResult:
     nodes = run.nodes
     total = sum(nodes.values())
-    evidence = {"nodes": dict(nodes), "problems": list(run.problems),
+    evidence: dict[str, Any] = {"nodes": dict(nodes), "problems": list(run.problems),
                 "commands": [f"dbt {i.command[1]}" for i in run.invocations if len(i.command) > 1]}
     if run.status == "skipped":
         return result("fail", "; ".join(run.problems) or "dbt was not run", evidence=evidence)

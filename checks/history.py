@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path, PurePosixPath
 
 from checks.registry import CheckResult, check, result
@@ -103,10 +103,10 @@ def meaningful_message(msg: str) -> bool:
 def _when(c: dict) -> datetime | None:
     t = c.get("author_time")
     if isinstance(t, datetime):
-        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
     try:
         d = datetime.fromisoformat(str(t).replace("Z", "+00:00"))
-        return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+        return d if d.tzinfo else d.replace(tzinfo=UTC)
     except ValueError:
         return None
 

@@ -7,7 +7,7 @@ message names what was expected and what exists, so the failing check can say ex
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -67,7 +67,9 @@ class ResultContext:
 
     @property
     def extracted_at(self) -> datetime:
-        return parse_instant(self.truth["extracted_at"])
+        instant = parse_instant(self.truth["extracted_at"])
+        assert instant is not None, "the ground truth always records its extraction time"
+        return instant
 
     def relation(self, model: str) -> str:
         if self.manifest is None:
@@ -153,8 +155,8 @@ def parse_instant(value: Any) -> datetime | None:
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def as_decimal(value: Any) -> Decimal | None:
@@ -170,7 +172,7 @@ def as_date(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).date().isoformat()
+        return value.astimezone(UTC).date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
     return str(value)[:10]
@@ -181,7 +183,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value.normalize()) if value == value.to_integral() else str(value)
     if isinstance(value, datetime):
-        return parse_instant(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (parse_instant(value) or value).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):

@@ -32,7 +32,7 @@ class PassContext:
     baseline: Any  # the first DbtRun on canonical data
     rebuild: Callable[[list[str], str], Any]  # (dbt args, label) -> DbtRun
     load_table: Callable[[str, list[dict[str, Any]]], None]  # (table, rows) -> replaces raw.<table>
-    load_dataset: Callable[[Dataset], None]  # replaces every raw table
+    load_dataset: Callable[[Dataset], object]  # replaces every raw table
     variant: Callable[[], Dataset]
     canonical_checks: list[CheckResult] = field(default_factory=list)
     progress: Callable[[str], None] = lambda message: None
@@ -247,7 +247,7 @@ def tests_mutations(ctx: PassContext) -> CheckResult:
     if not clean:
         return result("fail", "no test passed on the clean data, so no planted defect can be caught",
                       evidence={"mutations": [m.description for m in MUTATIONS]})
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for number, mutation in enumerate(MUTATIONS, start=1):
         watching = tests_downstream(ctx.results.manifest, mutation.table)
         if watching is not None and not watching & set(clean):  # known in advance: no test can notice it

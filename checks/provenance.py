@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from checks.static_context import IGNORED_DIRS, default_starter_root, discover_dag_files
 from grader.dbt_run import find_dbt_project
@@ -46,7 +47,7 @@ class Provenance:
     starter: dict[str, str]  # starter-relative path -> content hash
 
     @classmethod
-    def of(cls, root: Path, starter_root: Path | None = None) -> "Provenance":
+    def of(cls, root: Path, starter_root: Path | None = None) -> Provenance:
         starter_root = starter_root or default_starter_root()
         hashes: dict[str, str] = {}
         if starter_root is not None:

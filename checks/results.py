@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from raw_layer.schema import EXCHANGE_RATES
 
@@ -66,7 +66,7 @@ def payments_dedup(ctx: ResultContext) -> CheckResult:
     missing = sorted(set(truth) - set(counts))
     extra = sorted(set(counts) - set(truth))
     exactly_once = sum(1 for e in truth if counts.get(e) == 1)
-    total = sum((_usd(as_decimal(r["amount"]), r["currency"]) for r in mart.rows if r["amount"] is not None),
+    total = sum((_usd(cast(Decimal, as_decimal(r["amount"])), r["currency"]) for r in mart.rows if r["amount"] is not None),
                 Decimal(0))
     expected_total = Decimal(ctx.truth["payments_summary"]["total_usd"])
     evidence: dict[str, Any] = {
@@ -353,7 +353,8 @@ def products_future_updated_at(ctx: ResultContext) -> CheckResult:
             kept = 1.0
     except MartProblem as problem:
         problems.append(str(problem))
-    contract_scan, own_scan = [], []
+    contract_scan: list[Any] = []
+    own_scan: list[Any] = []
     for model in MARTS:
         try:
             relation, types = ctx.table_columns(model)
@@ -415,7 +416,7 @@ def sales_gmv(ctx: ResultContext) -> CheckResult:
     except MartProblem as problem:
         return _fail(problem)
     truth = {(d["order_date"], d["shipping_country"], d["top_level_category"]): d for d in ctx.truth["daily_sales"]}
-    observed: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    observed: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in mart.rows:
         observed.setdefault((as_date(row["order_date"]), row["shipping_country"], row["top_level_category"]), []).append(row)
     right, wrong = 0, []

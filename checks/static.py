@@ -191,8 +191,10 @@ def _read_results(proc: subprocess.Popen[bytes], payload: dict[str, Any], limits
     if len(done) == len(payload["ids"]):
         return done, None
     errors.seek(max(0, errors.seek(0, os.SEEK_END) - 2000))
-    tail = errors.read().decode("utf-8", "replace").strip().splitlines()[-1:]
-    died = "ran out of memory" if "MemoryError" in "".join(tail) else f"exit status {code}"
+    last_words = errors.read().decode("utf-8", "replace").strip()
+    tail = last_words.splitlines()[-1:]
+    # a MemoryError can surface anywhere, even as an "Exception ignored" line before the last
+    died = "ran out of memory" if "MemoryError" in last_words else f"exit status {code}"
     return done, f"the static analysis process stopped while running this check ({died}: {' '.join(tail)[:300]})"
 
 

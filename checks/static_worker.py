@@ -38,6 +38,10 @@ def _limit_memory(memory_bytes: int | None) -> None:
     import resource
 
     import sqlglot
+    import yaml  # noqa: F401  (imported lazily by the context and the runner: loaded, and compiled, before the cap)
+
+    import grader.engine_faults  # noqa: F401
+    import grader.resources  # noqa: F401
 
     sqlglot.parse_one("select 1 as x", read="bigquery")  # load the dialect before the cap
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))

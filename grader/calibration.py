@@ -12,9 +12,10 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import git
 import yaml
@@ -27,7 +28,7 @@ from grader.snapshot import DBT_OUTPUT_DIRS, TOOLING_DIRS
 STARTER_DIR = HANDOUT_DIR
 # Not copied from the starter into a reference workspace.
 STARTER_EXCLUDES = (*sorted(HANDOUT_DATA_DIRS), *sorted(TOOLING_DIRS), *sorted(DBT_OUTPUT_DIRS))
-SESSION_START = datetime(2025, 11, 20, 9, 0, tzinfo=timezone.utc)
+SESSION_START = datetime(2025, 11, 20, 9, 0, tzinfo=UTC)
 COMMIT_GAP = timedelta(minutes=20)
 
 

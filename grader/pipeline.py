@@ -308,6 +308,8 @@ def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset,
         """One more dbt command within what is left of the grading's time; a rebuild our own
         time limit cut short is not the candidate's result (the pass is skipped, with why)."""
         budget = deadline.budget(options.dbt_timeout)
+        if project_dir is None:  # not reached: no project, no manifest, no passes (their declared need)
+            raise CheckSkipped("no dbt project")
         if budget < 1:
             raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) was spent before "
                                f"the {label} rebuild")

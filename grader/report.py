@@ -121,8 +121,9 @@ def summary_lines(grading: Grading) -> list[str]:
         lines.append(f"  not observed (0 in the total): {', '.join(unobserved)}")
     for error in report["errors"]:
         lines.append(f"  ! {error['stage']}: {error['message'].splitlines()[0][:200]}")
-    if engine_fault_line(report):
-        lines.append(engine_fault_line(report))
+    fault_line = engine_fault_line(report)
+    if fault_line:
+        lines.append(fault_line)
     nodes = report["dbt"]["nodes"]
     lines.append(f"  dbt: {report['dbt']['status']} ({', '.join(f'{k} {v}' for k, v in nodes.items())})")
     for check_id, title in trap_checks():

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -194,13 +194,13 @@ def grader_fault(result: dict[str, Any]) -> bool:
     return result["status"] == "error" and (result.get("evidence") or {}).get("fault") == "grader"
 
 
-def ran(result: dict[str, Any] | None) -> bool:
+def ran(result: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """The check observed something: passed, failed, or errored on the candidate's input."""
     return result is not None and (result["status"] in ("pass", "fail") or
                                    (result["status"] == "error" and not grader_fault(result)))
 
 
-def observed(result: dict[str, Any] | None) -> bool:
+def observed(result: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """The check saw the thing it is about: it ran, and did not fail only because the mart
     it reads is absent (no manifest, no such model, no table)."""
     return ran(result) and (result.get("evidence") or {}).get("observed", True) is not False
@@ -213,7 +213,7 @@ def counted_score(result: dict[str, Any], fail_cap: float) -> float:
     return min(result["score"], fail_cap) if result["status"] == "fail" else result["score"]
 
 
-def _own(result: dict[str, Any] | None) -> bool:
+def _own(result: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """Ran on the candidate's own work (not only on the unchanged starter)."""
     return ran(result) and not result.get("inherited") and result["status"] != "error"
 
@@ -373,10 +373,11 @@ def score(check_results: list[dict[str, Any]], notes: dict[str, Any] | None = No
     gates = rubric.data.get("gates", [])
     criteria_out, sections_out, pending = [], [], []
     for section in rubric.sections:
-        levels = []
+        levels: list[int] = []
         for criterion in section["criteria"]:
             note = criterion_notes.get(criterion["id"], {})
             interviewer = criterion.get("source") == "interviewer"
+            verdict: dict[str, Any]
             if interviewer:
                 verdict = {"level": None, "steps": ["scored by the interviewer"], "coverage": None, "earned_by": [],
                            "observed": None, "not_observed_reason": None, "stopped_at": None}

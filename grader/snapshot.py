@@ -208,6 +208,11 @@ class _Findings:
             self.omitted[kind] += 1
 
 
+def _text(value: str | bytes) -> str:
+    """Git metadata as text (gitpython gives bytes for a message it could not decode)."""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
 def _printable(path: str) -> str:
     """Undecodable file-name bytes become U+FFFD so every report encoder accepts them."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -370,7 +375,7 @@ def _query_history(private: Path, ws: Path, limits: SnapshotLimits, findings: _F
     ends = time.monotonic() + limits.history_time_limit_s
     with git.Repo(private) as repo:
         repo.git.update_environment(**env)
-        branch = None if repo.head.is_detached else repo.head.ref.name
+        branch = None if repo.head.is_detached else repo.active_branch.name
         dirty = _GitStream(["status", "--porcelain", "-z", "--untracked-files=normal", "--ignore-submodules=all"],
                            env, ends).any_output()
         if dirty is None:
@@ -397,7 +402,7 @@ def _commit(commit: git.Commit, listed: _ChangedPaths) -> Commit:
         sha=commit.hexsha,
         author_time=datetime.fromtimestamp(commit.authored_date, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         author=_printable(str(commit.author.name or ""))[:MAX_AUTHOR_CHARS],
-        message=_printable(commit.message.strip())[:MAX_MESSAGE_CHARS],
+        message=_printable(_text(commit.message).strip())[:MAX_MESSAGE_CHARS],
         files=files,
         files_total=total,
         yaml_with_tests=listed.yaml_with_tests(commit, files),

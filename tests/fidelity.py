@@ -146,7 +146,7 @@ def _plain(value: Any) -> Any:
     """A value in the cases file's notation (for messages and comparison of timestamps)."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            utc = value.astimezone(dt.timezone.utc)
+            utc = value.astimezone(dt.UTC)
             fraction = f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else ""
             return utc.strftime("%Y-%m-%d %H:%M:%S") + fraction + " UTC"
         fraction = f".{value.microsecond:06d}".rstrip("0") if value.microsecond else ""

@@ -19,7 +19,6 @@ import yaml
 from raw_layer.bigquery import load_table, query
 
 from grader.dbt_run import (
-    DbtRun,
     build,
     find_dbt_project,
     package_problems,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 
 import git
@@ -14,7 +14,7 @@ from checks.history import meaningful_message
 from checks.registry import REGISTRY, run_check, specs
 from checks.static_context import StaticContext
 
-START = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
 
 def commit(i: int, message: str, files: list[str], minutes: int = 20) -> dict:

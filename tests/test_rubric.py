@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.rubric import Rubric, RubricError, debrief, load_notes, render_candidate_markdown, render_markdown, score
+from grader.rubric import Rubric, RubricError, debrief, load_notes, render_candidate_markdown, score
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from grader.warehouse import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-UTC = timezone.utc
+UTC = UTC
 
 
 def emulator_pids(home: Path) -> list[int]:

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from raw_layer.airbyte import raw_tables
 
@@ -46,7 +47,7 @@ def write_postgres_init(dataset: Dataset, directory: Path) -> list[Path]:
     return written
 
 
-def write_dataset(dataset: Dataset, out: Path) -> dict[str, object]:
+def write_dataset(dataset: Dataset, out: Path) -> dict[str, Any]:
     """Write everything under `out`; returns the manifest."""
     written = write_postgres_init(dataset, out / "postgres")
     raw_dir = out / "raw"
