@@ -8,15 +8,18 @@ outside the candidate's tree, its own process group and a hard timeout.
 `build()` runs `dbt seed` then `dbt build` and turns dbt's artifacts (run_results.json,
 manifest.json) and its log into a `DbtRun` that the report and later checks use;
 `rerun()` runs one more command for the checks that rebuild; `relation_of()` finds the
-table a model really built.
+table a model really built. Every command of a grading goes to one `DbtSession`, a
+long-lived dbt worker in the jail, so dbt starts once per grading, not once per command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -27,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import yaml
 
@@ -40,6 +43,7 @@ SKIP_DIRS = frozenset({"dbt_packages", "target", ".venv", "node_modules", ".git"
 PACKAGE_FILES = ("packages.yml", "dependencies.yml")
 LOG_TAIL_LINES = 40
 PARSE_STATE = "partial_parse.msgpack"
+WORKER = Path(__file__).with_name("dbt_worker.py")
 TERM_GRACE_S = 5.0
 
 Progress = Callable[[str], None]
@@ -256,114 +260,224 @@ def scrubbed_env(profiles_dir: Path, env_extra: dict[str, str] | None = None) ->
     return env
 
 
-def run_dbt(
-    project_dir: Path,
-    profiles_dir: Path,
-    args: list[str],
-    timeout_s: float,
-    log_path: Path,
-    env_extra: dict[str, str] | None = None,
-    on_line: Callable[[str], None] | None = None,
-    reuse_parse: bool = False,
-    readable_root: Path | None = None,
-    limits: Limits | None = None,
-) -> DbtInvocation:
-    """Run one dbt command on the candidate's project, bounded in time and isolated.
+class DbtWorkerDied(RuntimeError):
+    """The worker ended between commands or could not be sent one."""
 
-    `reuse_parse`: use the partial_parse.msgpack already in our private target folder
-    (written by an earlier command on the same, unchanged copy of the project) instead
-    of parsing every file again: about 5 s less per command.
 
-    `args` is the subcommand and its own options (["build"], ["seed"], ...); the
-    isolation flags are added here. dbt runs in its own process group so that a
-    timeout or a Ctrl-C in the grader ends dbt and anything it started. Output goes
-    to `log_path`; `on_line` sees each line as it comes (for progress).
+class DbtSession:
+    """Every dbt command of one grading, run by one long-lived worker (grader.dbt_worker).
 
-    dbt runs the candidate's Jinja and SQL, so it runs in a jail (grader.sandbox): it reads
-    `readable_root` (the snapshot; default `project_dir`), writes only `profiles_dir`, shares
-    the grading's private loopback with the emulator, and has `limits` (memory, file size,
-    processes).
+    dbt's start-up (Python, dbt, the BigQuery client libraries) costs seconds that a dozen
+    fresh `dbt` processes would pay a dozen times; the worker pays them once, and can pay them
+    early (`start()`) while the grader loads the raw data. Each command still gets its own
+    private folder, log and time limit: a command that runs out of time, or a worker that dies,
+    ends that worker, and the next command starts a fresh one.
+
+    The worker runs the candidate's Jinja and SQL, so it runs in a jail (grader.sandbox): it
+    reads `readable_root` (the snapshot; default `project_dir`), writes only `work_dir` (every
+    command's private folder lies under it), shares the grading's private loopback with the
+    emulator, and has `limits` (memory, file size, processes). It runs in its own process
+    group, so a timeout, a Ctrl-C or `close()` ends it and anything it started.
     """
-    paths = private_paths(profiles_dir)
-    for folder in paths.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(dbt_executable()),
-        *args,
-        "--project-dir", str(project_dir),
-        "--profiles-dir", str(profiles_dir),
-        "--profile", profile_name(project_dir),
-        "--target", TARGET_NAME,
-        "--target-path", str(paths["target"]),
-        "--log-path", str(paths["logs"]),
-        "--no-use-colors",
-        "--partial-parse" if reuse_parse else "--no-partial-parse",
-        "--no-version-check",  # a require-dbt-version pinned to the candidate's laptop is no error here
-    ]
-    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-    started = time.monotonic()
-    jail = Jail(limits=limits or Limits(), writable=[profiles_dir], readable=[readable_root or project_dir],
-                env=scrubbed_env(profiles_dir, env_extra), cwd=project_dir)
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc: subprocess.Popen[str] | None = None
-        timed_out = False
-        reader: threading.Thread | None = None
+
+    def __init__(self, project_dir: Path, work_dir: Path, endpoint: str, readable_root: Path | None = None,
+                 limits: Limits | None = None) -> None:
+        self.project_dir = project_dir.resolve()
+        self.work_dir = work_dir.resolve()
+        self.env_extra = {"BIGQUERY_EMULATOR_HOST": endpoint}
+        self.readable_root = readable_root or self.project_dir
+        self.limits = limits or Limits()
+        self.starts = 0  # workers started: more than one means a command timed out or dbt died
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pending = b""
+
+    def __enter__(self) -> DbtSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the worker if none is running (it imports dbt in the background)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        for folder in private_paths(self.work_dir).values():
+            folder.mkdir(parents=True, exist_ok=True)
+        jail = Jail(limits=self.limits, writable=[self.work_dir], readable=[self.readable_root, WORKER],
+                    env=scrubbed_env(self.work_dir, self.env_extra), cwd=self.project_dir)
         adopt_orphans()
-        try:  # from here on any interruption (Ctrl-C, SIGTERM turned into SystemExit) ends dbt's group
-            with signals_deferred():
-                proc = subprocess.Popen(
-                    jail.command(command),
-                    cwd=project_dir,
-                    env=jail.environment(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    encoding="utf-8",
-                    errors="replace",
-                    start_new_session=True,
-                )
-            reader = threading.Thread(target=_pump, args=(proc, log, tail, on_line), daemon=True)
-            reader.start()
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+        with open(self.work_dir / "dbt-worker.log", "ab") as errors, signals_deferred():
+            self._proc = subprocess.Popen(
+                jail.command([sys.executable, "-I", str(WORKER)]),
+                cwd=self.project_dir, env=jail.environment(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, start_new_session=True,
+            )
+        self._pending = b""
+        self.starts += 1
+
+    def invoke(self, args: list[str], profiles_dir: Path, log_path: Path, timeout_s: float,
+               on_line: Callable[[str], None] | None = None, reuse_parse: bool = False) -> DbtInvocation:
+        """Run one dbt command (`["build"]`, `["seed"]`, ...; the isolation flags are added
+        here) with `profiles_dir` as its private folder, its output in `log_path` (`on_line`
+        sees each line as it comes, for progress), ended after `timeout_s`.
+
+        `reuse_parse`: use the partial_parse.msgpack already in the private target folder
+        (written by an earlier command on the same, unchanged copy of the project) instead of
+        parsing every file again.
+        """
+        for folder in private_paths(profiles_dir).values():
+            folder.mkdir(parents=True, exist_ok=True)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_bytes(b"")
+        command = [
+            *args,
+            "--project-dir", str(self.project_dir),
+            "--profiles-dir", str(profiles_dir),
+            "--profile", profile_name(self.project_dir),
+            "--target", TARGET_NAME,
+            "--target-path", str(private_paths(profiles_dir)["target"]),
+            "--log-path", str(private_paths(profiles_dir)["logs"]),
+            "--no-use-colors",
+            "--partial-parse" if reuse_parse else "--no-partial-parse",
+            "--no-version-check",  # a require-dbt-version pinned to the candidate's laptop is no error here
+        ]
+        tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        follower = _LogFollower(log_path, tail, on_line)
+        started = time.monotonic()
+        exit_code: int | None = None
+        timed_out = False
+        try:
+            self.start()
+            follower.start()
+            exit_code = self._run(command, log_path, started + timeout_s)
+        except TimeoutError:
             timed_out = True
-            assert proc is not None
-            _kill_group(proc)
-        except BaseException:
-            if proc is not None:
-                _kill_group(proc)
-            kill_adopted(str(profiles_dir))  # a jail killed while it started (see adopt_orphans)
+            self._stop_worker()
+        except BaseException:  # Ctrl-C, or SIGTERM turned into SystemExit: dbt ends with us
+            self._stop_worker()
+            kill_adopted(str(self.work_dir))  # a jail killed while it started (see adopt_orphans)
             raise
         finally:
-            if reader is not None and reader.is_alive():
-                reader.join(timeout=TERM_GRACE_S)
+            follower.stop()
         if timed_out:
-            log.write(f"\n[grader] dbt killed after the {round(timeout_s, 1):g} s timeout\n")
-    return DbtInvocation(
-        command=["dbt", *args],
-        exit_code=proc.returncode,
-        timed_out=timed_out,
-        duration_s=time.monotonic() - started,
-        log_path=log_path,
-        log_tail="".join(tail),
-    )
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n[grader] dbt killed after the {round(timeout_s, 1):g} s timeout\n")
+        return DbtInvocation(command=["dbt", *args], exit_code=exit_code, timed_out=timed_out,
+                             duration_s=time.monotonic() - started, log_path=log_path, log_tail="".join(tail))
+
+    def close(self) -> None:
+        """End the worker: end of input first (it exits between commands), then its group."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout=TERM_GRACE_S)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        _kill_group(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def _run(self, command: list[str], log_path: Path, deadline: float) -> int | None:
+        """Send one command and wait for its exit code; None when the worker died (its own
+        exit status, a signal's negative number, is then written to the log)."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps({"args": command, "log": str(log_path)}).encode() + b"\n")
+            proc.stdin.flush()
+            while True:
+                message = self._message(deadline)
+                if "exit_code" in message:
+                    return int(message["exit_code"])
+        except (DbtWorkerDied, BrokenPipeError):
+            status = proc.wait()
+            self._stop_worker()
+            with open(log_path, "a", encoding="utf-8") as log:
+                log.write(f"\n[grader] the dbt process ended unexpectedly (status {status})\n")
+            return status if status != 0 else None
+
+    def _message(self, deadline: float) -> dict[str, Any]:
+        """The worker's next message; TimeoutError at `deadline`, DbtWorkerDied at its end."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise DbtWorkerDied("the dbt worker ended")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise DbtWorkerDied(f"the dbt worker said something unexpected: {line[:200]!r}") from exc
+        return message if isinstance(message, dict) else {}
+
+    def _stop_worker(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill_group(proc)
+            for stream in (proc.stdin, proc.stdout):
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
 
 
-def _pump(proc: subprocess.Popen, log, tail: deque[str], on_line: Callable[[str], None] | None) -> None:
-    """Copy dbt's output to the log line by line (a thread, so the wait can time out).
-    A failing `on_line` is dropped rather than left to stop the pipe and stall dbt."""
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        log.write(line)
-        tail.append(line)
-        if on_line is not None:
-            try:
-                on_line(line)
-            except Exception:
-                on_line = None
-    proc.stdout.close()
+class _LogFollower:
+    """Reads a command's log as the worker writes it: each new line to `on_line` (progress)
+    and to `tail` (the report's last lines). A failing `on_line` is dropped."""
+
+    POLL_S = 0.2
+
+    def __init__(self, path: Path, tail: deque[str], on_line: Callable[[str], None] | None) -> None:
+        self.path, self.tail, self.on_line = path, tail, on_line
+        self._offset = 0
+        self._partial = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._done.set()
+            self._thread.join(timeout=TERM_GRACE_S)
+        self._read(final=True)
+
+    def _follow(self) -> None:
+        while not self._done.wait(self.POLL_S):
+            self._read(final=False)
+
+    def _read(self, final: bool) -> None:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                data = log.read()
+        except OSError:
+            return
+        self._offset += len(data)
+        lines = (self._partial + data.decode("utf-8", errors="replace")).split("\n")
+        last = lines.pop()  # after the last newline: a line still being written
+        self._partial = "" if final else last
+        if final and last:
+            lines.append(last)
+        for line in lines:
+            self.tail.append(line + "\n")
+            if self.on_line is not None:
+                try:
+                    self.on_line(line + "\n")
+                except Exception:
+                    self.on_line = None
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -473,6 +587,7 @@ def build(
     project: str = "marketplace-analytics",
     readable_root: Path | None = None,
     limits: Limits | None = None,
+    session: DbtSession | None = None,
 ) -> DbtRun:
     """Seed, then build, the candidate's project; `timeout_s` bounds both together.
 
@@ -485,7 +600,8 @@ def build(
 
     `work_dir` is this run's private folder (profile, HOME, target, logs); its previous
     target/ is cleared so no stale artifact is read. `project_dir` None (no dbt project
-    in the workspace) gives a "skipped" run.
+    in the workspace) gives a "skipped" run. `session`: the grading's dbt worker (on
+    `work_dir`); without one, a worker is started for these two commands.
     """
     versions = dbt_versions()
     if project_dir is None:
@@ -496,44 +612,41 @@ def build(
     shutil.rmtree(target, ignore_errors=True)
     write_profile(work_dir, project_dir, warehouse_endpoint, project=project)
     run = DbtRun(status="error", project_dir=project_dir, problems=package_problems(project_dir), versions=versions)
-    env_extra = {"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}
     started = time.monotonic()
     build_step: DbtInvocation | None = None
-    for step in ("seed", "build"):
-        (target / "run_results.json").unlink(missing_ok=True)
-        _report(progress, f"dbt {step}")
-        invocation = run_dbt(
-            project_dir, work_dir, [step],
-            max(timeout_s - (time.monotonic() - started), 0.0),
-            work_dir / f"dbt-{step}.log",
-            env_extra=env_extra, on_line=_progress_lines(progress, step), reuse_parse=step == "build",
-            readable_root=readable_root, limits=limits,
-        )
-        run.invocations.append(invocation)
-        if invocation.timed_out:
-            run.timed_out = True
-            run.problems.append(f"dbt {step} killed: the {timeout_s:g} s budget for seed and build was spent")
-            break
-        if step == "seed" and invocation.exit_code != 0:
-            if not (target / "run_results.json").is_file():
-                run.problems.append("dbt stopped before running any node (see error); dbt build, which would stop the same way, was not run")
+    with _session(session, project_dir, work_dir, warehouse_endpoint, readable_root, limits) as dbt:
+        for step in ("seed", "build"):
+            (target / "run_results.json").unlink(missing_ok=True)
+            _report(progress, f"dbt {step}")
+            invocation = dbt.invoke([step], work_dir, work_dir / f"dbt-{step}.log",
+                                    max(timeout_s - (time.monotonic() - started), 0.0),
+                                    on_line=_progress_lines(progress, step), reuse_parse=step == "build")
+            run.invocations.append(invocation)
+            if invocation.timed_out:
+                run.timed_out = True
+                run.problems.append(f"dbt {step} killed: the {timeout_s:g} s budget for seed and build was spent")
                 break
-            run.problems.append(f"dbt seed failed (exit {invocation.exit_code}); dbt build was still run")
-        if step == "build":
-            build_step = invocation
+            if step == "seed" and invocation.exit_code != 0:
+                if not (target / "run_results.json").is_file():
+                    run.problems.append("dbt stopped before running any node (see error); dbt build, which would "
+                                        "stop the same way, was not run")
+                    break
+                run.problems.append(f"dbt seed failed (exit {invocation.exit_code}); dbt build was still run")
+            if step == "build":
+                build_step = invocation
     run.duration_s = time.monotonic() - started
     return _collect(run, target, completed=build_step is not None)
 
 
 def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list[str], timeout_s: float,
           label: str, project: str = "marketplace-analytics", readable_root: Path | None = None,
-          limits: Limits | None = None) -> DbtRun:
+          limits: Limits | None = None, session: DbtSession | None = None) -> DbtRun:
     """One more dbt command (`["build"]` again, a selection, ...) on a project `build()`
     already ran: the rebuilding checks (idempotency, variant data, mutations) use it.
 
     It runs in its own private folder, `work_dir`/reruns/`label`, so the first build's
     manifest, compiled SQL and logs, which the report and static checks read, stay as
-    they were.
+    they were. `session`: the grading's dbt worker (on `work_dir`), else a worker of its own.
     """
     project_dir = project_dir.resolve()
     private = work_dir.resolve() / "reruns" / label
@@ -544,14 +657,26 @@ def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list
     if first_parse.is_file():  # the project copy is unchanged since build(): reuse its parse
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(first_parse, target / PARSE_STATE)
-    invocation = run_dbt(project_dir, private, args, timeout_s, private / "dbt.log",
-                         env_extra={"BIGQUERY_EMULATOR_HOST": warehouse_endpoint}, reuse_parse=True,
-                         readable_root=readable_root, limits=limits)
+    with _session(session, project_dir, work_dir.resolve(), warehouse_endpoint, readable_root, limits) as dbt:
+        invocation = dbt.invoke(args, private, private / "dbt.log", timeout_s, reuse_parse=True)
     run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
                  timed_out=invocation.timed_out, duration_s=invocation.duration_s)
     if invocation.timed_out:
         run.problems.append(f"dbt {' '.join(args)} killed after the {round(timeout_s, 1):g} s timeout")
     return _collect(run, target, completed=not invocation.timed_out)
+
+
+@contextlib.contextmanager
+def _session(session: DbtSession | None, project_dir: Path, work_dir: Path, endpoint: str,
+             readable_root: Path | None, limits: Limits | None) -> Iterator[DbtSession]:
+    """The grading's worker when given (it must serve `work_dir`), else one for this call."""
+    if session is not None:
+        if session.work_dir != work_dir or session.project_dir != project_dir:
+            raise ValueError(f"the dbt session serves {session.work_dir}, not {work_dir}")
+        yield session
+        return
+    with DbtSession(project_dir, work_dir, endpoint, readable_root=readable_root, limits=limits) as own:
+        yield own
 
 
 def _collect(run: DbtRun, target: Path, completed: bool) -> DbtRun:

@@ -26,7 +26,7 @@ from grader.report import summary_lines, write_reports
 
 if TYPE_CHECKING:
     from grader.dataset.generator import Dataset
-    from grader.dbt_run import DbtRun
+    from grader.dbt_run import DbtRun, DbtSession
     from grader.snapshot import Snapshot
     from grader.warehouse import Warehouse
 
@@ -268,17 +268,33 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
 
 def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
                          warehouse: Warehouse, work_dir: Path, progress: Progress) -> None:
+    """Every stage that needs the warehouse, with one dbt worker for all of the grading's dbt
+    commands; it starts (imports dbt) while the raw tables load, and ends with the stages."""
+    from grader.dbt_run import DbtSession, find_dbt_project
+
+    project_dir = find_dbt_project(snapshot.root)
+    if project_dir is None:
+        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, None)
+        return
+    with DbtSession(project_dir, work_dir / "dbt", warehouse.endpoint, readable_root=snapshot.root,
+                    limits=limits_of(options)) as session:
+        session.start()
+        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, session)
+
+
+def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
+                     warehouse: Warehouse, work_dir: Path, progress: Progress, session: DbtSession | None) -> None:
     from checks.catalogue import run_order
     from checks.passes import PassContext
     from checks.registry import run_check
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
-    from grader.dbt_run import build, find_dbt_project, rerun
+    from grader.dbt_run import build, rerun
     from grader.loading import load_raw
 
     client = warehouse.client()
     with timed(grading, progress, "raw_load", "loading raw tables"):
         load_raw(client, dataset)
-    project_dir = find_dbt_project(snapshot.root)
+    project_dir = session.project_dir if session is not None else None
     if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
         from grader.packages import install as install_packages
 
@@ -291,7 +307,8 @@ def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset,
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",
                             timeout_s=grading.deadline.budget(options.dbt_timeout),
-                            progress=lambda m: progress(f"  {m}"), readable_root=snapshot.root, limits=limits)
+                            progress=lambda m: progress(f"  {m}"), readable_root=snapshot.root, limits=limits,
+                            session=session)
     if grading.dbt.timed_out:
         warehouse.interrupt()  # its last query must not hold up the checks that follow
     grading.checks.extend(run_check(spec, grading.dbt) for spec in run_order("build"))
@@ -314,7 +331,7 @@ def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset,
             raise CheckSkipped(f"the grading's time limit ({time_limit:g} s, --time-limit) was spent before "
                                f"the {label} rebuild")
         run = rerun(project_dir, warehouse.endpoint, work_dir / "dbt", dbt_args, budget, label,
-                    readable_root=snapshot.root, limits=limits)
+                    readable_root=snapshot.root, limits=limits, session=session)
         if run.timed_out:
             warehouse.interrupt()
             if budget < options.dbt_timeout:

@@ -19,12 +19,12 @@ import yaml
 from raw_layer.bigquery import load_table, query
 
 from grader.dbt_run import (
+    DbtSession,
     build,
     find_dbt_project,
     package_problems,
     relation_of,
     rerun,
-    run_dbt,
     scrubbed_env,
     write_profile,
 )
@@ -291,7 +291,8 @@ def test_ctrl_c_in_the_grader_kills_dbt_and_propagates(endpoint: str, tmp_path: 
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            run_dbt(project, work, ["build"], 120, work / "dbt.log", {"BIGQUERY_EMULATOR_HOST": endpoint})
+            with DbtSession(project, work, endpoint) as session:
+                session.invoke(["build"], work, work / "dbt.log", 120)
     finally:
         timer.cancel()
     assert processes_mentioning(str(work)) == []
