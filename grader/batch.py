@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,12 @@ from collections.abc import Callable
 
 from grader.options import GradeOptions, add_option_arguments
 from grader.pipeline import candidate_name
+
+GIB = 1024 ** 3
+# A grading keeps about one core busy: dbt and the engine are one Python process each and mostly
+# take turns (1.1 cores measured during a build on 2 cores). Its processes peak well under this
+# (see benchmarks/bench_batch.py), which leaves room for a candidate's heavier queries.
+GRADING_MEMORY_BYTES = 3 * GIB
 
 SUMMARY_FIELDS = ("rank", "candidate", "band", "total", "status", "exit_code", "report", "workspace")
 
@@ -33,11 +40,32 @@ def batch_parser() -> argparse.ArgumentParser:
                     "write OUT/summary.html and OUT/summary.csv ranking them, with links to each report.")
     parser.add_argument("folder", type=Path, help="folder holding one subfolder per candidate workspace")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="reports folder (default: reports)")
-    parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
-                        help="gradings at once (default: half the cores; each runs dbt and an emulator)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="gradings at once (default: as many as the cores and the free memory allow, "
+                             f"{GRADING_MEMORY_BYTES // GIB} GiB each; here {default_jobs()})")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per candidate (default 3600)")
     parser.epilog = "Options after -- go to each `grade`, e.g.  grade batch DIR -- --scale small --quick"
     return parser
+
+
+def default_jobs(cores: int | None = None, available_bytes: int | None = None) -> int:
+    """Gradings to run at once: one per core, no more than the available memory holds."""
+    cores = cores or os.cpu_count() or 1
+    if available_bytes is None:
+        available_bytes = _available_memory()
+    by_memory = available_bytes // GRADING_MEMORY_BYTES if available_bytes else cores
+    return max(1, min(cores, by_memory))
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def options_parser() -> argparse.ArgumentParser:
@@ -120,14 +148,17 @@ def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     names = report_folders(workspaces)
-    progress(f"grading {len(workspaces)} workspaces, {args.jobs} at a time")
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+    jobs = max(1, args.jobs if args.jobs is not None else default_jobs())
+    progress(f"grading {len(workspaces)} workspaces, {jobs} at a time")
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(_grade_one, ws, replace(options, out=args.out, name=names[ws], quiet=True), args.timeout)
                    for ws in workspaces]
         rows = []
         for ws, future in zip(workspaces, futures):
             rows.append(future.result())
             progress(f"  {ws.name}: {rows[-1]['band'] or rows[-1]['status']}")
+    elapsed = time.monotonic() - started
     rows.sort(key=lambda r: (r["total"] is None, -(r["total"] or 0), r["candidate"]))
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
@@ -136,6 +167,8 @@ def run_batch(argv: list[str], progress: Callable[[str], None]) -> int:
     for row in rows:
         print(f"{row['rank']:>3}  {row['candidate']:<30} {row['band'] or '-':<13} "
               f"{row['total'] if row['total'] is not None else '-':>5}  {row['status']}")
+    print(f"graded {len(rows)} workspaces in {elapsed:.0f} s, {jobs} at a time: "
+          f"{len(rows) * 3600 / max(elapsed, 1e-9):.0f} gradings per hour")
     print(f"summary: {args.out / 'summary.html'}\n         {args.out / 'summary.csv'}")
     return 0
 

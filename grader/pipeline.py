@@ -360,7 +360,9 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
                 grading.checks.append(CheckResult(spec.id, "skipped", 0.0, f"the grading's time limit "
                                                   f"({time_limit:g} s, --time-limit) was spent"))
                 continue
+            started = time.monotonic()
             grading.checks.append(run_check(spec, passes))
+            grading.timings[f"pass.{spec.id}_s"] = round(time.monotonic() - started, 3)
     out_of_time = [c.id for c in grading.checks if c.status == "skipped" and "--time-limit" in c.message]
     if out_of_time:  # not observed is not the candidate's result: the verdict is provisional, and says why
         grading.fail("time limit", f"the grading's time limit ({time_limit:g} s) was spent before "

@@ -73,3 +73,12 @@ def test_batch_refuses_a_name_or_out_for_every_workspace(tmp_path):
     (tmp_path / "c" / "x").mkdir(parents=True)
     result = grade(["batch", str(tmp_path / "c"), "--", "--name", "same"])
     assert result.returncode == 2 and "--name and --out are set per workspace" in result.stderr
+
+
+def test_default_jobs_follow_the_cores_and_the_free_memory():
+    from grader.batch import GIB, default_jobs
+
+    assert default_jobs(cores=2, available_bytes=24 * GIB) == 2
+    assert default_jobs(cores=8, available_bytes=7 * GIB) == 2  # 3 GiB a grading
+    assert default_jobs(cores=4, available_bytes=1 * GIB) == 1  # never fewer than one
+    assert default_jobs() >= 1

@@ -296,3 +296,56 @@ def test_ctrl_c_in_the_grader_kills_dbt_and_propagates(endpoint: str, tmp_path: 
     finally:
         timer.cancel()
     assert processes_mentioning(str(work)) == []
+
+
+# --- the dbt worker: one process for every command of a grading ------------------------------------
+
+@pytest.mark.slow
+def test_one_worker_serves_the_build_and_every_rerun(endpoint: str, tmp_path: Path) -> None:
+    project = copy_project("good", tmp_path)
+    work = tmp_path / "work"
+    with DbtSession(project, work, endpoint) as session:
+        run = build(project, endpoint, work, timeout_s=300, session=session)
+        again = rerun(project, endpoint, work, ["build", "--select", "fct_orders+"], 300, "again", session=session)
+        tests_only = rerun(project, endpoint, work, ["test"], 300, "tests", session=session)
+        assert session.starts == 1
+    assert run.status == again.status == tests_only.status == "success"
+    assert [i.command for i in run.invocations] == [["dbt", "seed"], ["dbt", "build"]]
+    assert again.nodes["pass"] == 4 and tests_only.nodes["pass"] > 0
+    assert "Completed successfully" in again.invocations[0].log_tail
+    assert processes_mentioning(str(work)) == []  # closed with the session
+
+
+@pytest.mark.slow
+def test_a_command_out_of_time_ends_its_worker_and_the_next_command_gets_a_new_one(endpoint: str, tmp_path: Path) -> None:
+    project = copy_project("slow", tmp_path)
+    work = tmp_path / "work"
+    write_profile(work, project, endpoint)
+    with DbtSession(project, work, endpoint) as session:
+        slow = session.invoke(["build"], work, work / "slow.log", 1.5)
+        assert slow.timed_out and slow.exit_code is None
+        assert processes_mentioning(str(work)) == []
+        quick = session.invoke(["parse"], work, work / "parse.log", 120)
+        assert not quick.timed_out and quick.exit_code == 0, quick.log_tail
+        assert session.starts == 2
+    assert "killed after the 1.5 s timeout" in (work / "slow.log").read_text()
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_mid_command_is_reported_and_replaced(endpoint: str, tmp_path: Path) -> None:
+    project = copy_project("slow", tmp_path)
+    work = tmp_path / "work"
+    write_profile(work, project, endpoint)
+    with DbtSession(project, work, endpoint) as session:
+        session.start()
+        assert session._proc is not None
+        killer = threading.Timer(2.0, os.killpg, (session._proc.pid, signal.SIGKILL))  # as the OOM killer would
+        killer.start()
+        try:
+            died = session.invoke(["build"], work, work / "died.log", 120)
+        finally:
+            killer.cancel()
+        assert not died.timed_out and died.exit_code == -signal.SIGKILL
+        assert "ended unexpectedly" in (work / "died.log").read_text()
+        again = session.invoke(["parse"], work, work / "parse.log", 120)
+        assert again.exit_code == 0 and session.starts == 2
