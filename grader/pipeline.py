@@ -242,11 +242,12 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
     generating = pool.submit(generate, grading.seed, grading.scale)
     pool.shutdown(wait=False)
+    raw = RawLayer.for_grading(grading, options, work_dir / "emulator")
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({options.warehouse})"):
-            warehouse = open_warehouse(options.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
-                                       limits=limits_of(options),
-                                       replace_datasets=options.replace_datasets)
+            warehouse = raw.open(lambda data_dir: open_warehouse(
+                options.warehouse, CACHE_DIR, work_dir / "logs", run_dir=work_dir / "emulator",
+                limits=limits_of(options), replace_datasets=options.replace_datasets, data_dir=data_dir))
     except WarehouseError as exc:
         grading.fail("warehouse", str(exc))
         _static_checks(grading, None, progress)
@@ -256,7 +257,7 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
         with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
             dataset = grading.dataset = generating.result()
         try:
-            _graded_on_warehouse(grading, snapshot, dataset, options, warehouse, work_dir, progress)
+            _graded_on_warehouse(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw)
             if any(e["stage"] == "packages" for e in grading.errors):
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
@@ -267,24 +268,70 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
     return EXIT_OK
 
 
+class RawLayer:
+    """Where the grading's raw tables come from: the embedded engine starts on cached database
+    files when grader.raw_cache has them for this seed and scale, else they are loaded (and the
+    files kept for the next grading). Other warehouses always load."""
+
+    def __init__(self, cache: Any | None, data_dir: Path | None) -> None:
+        self.cache, self.data_dir = cache, data_dir
+        self.cached = False
+
+    @classmethod
+    def for_grading(cls, grading: Grading, options: GradeOptions, run_dir: Path) -> RawLayer:
+        if options.warehouse not in (None, "embedded"):
+            return cls(None, None)
+        from grader.raw_cache import RawCache
+
+        return cls(RawCache(CACHE_DIR / "raw-engine", grading.seed, grading.scale), run_dir / "data")
+
+    def open(self, start: Callable[[Path | None], Warehouse]) -> Warehouse:
+        """Start the warehouse on the cached files if any; on a cache the engine refuses, fresh."""
+        from grader.warehouse import WarehouseError
+
+        if self.cache is None or self.data_dir is None:
+            return start(None)
+        self.cached = self.cache.restore(self.data_dir)
+        try:
+            return start(self.data_dir)
+        except WarehouseError:
+            if not self.cached:
+                raise
+            shutil.rmtree(self.cache.entry, ignore_errors=True)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.cached = False
+            return start(self.data_dir)
+
+    def load(self, warehouse: Warehouse, dataset: Dataset) -> None:
+        """The raw tables in the warehouse: nothing to do when it started on cached files."""
+        from grader.loading import load_raw
+
+        if self.cached:
+            return
+        load_raw(warehouse.client(), dataset)
+        if self.cache is not None and self.data_dir is not None:
+            self.cache.store(self.data_dir)  # before any candidate code runs on this engine
+
+
 def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
-                         warehouse: Warehouse, work_dir: Path, progress: Progress) -> None:
+                         warehouse: Warehouse, work_dir: Path, progress: Progress, raw: RawLayer) -> None:
     """Every stage that needs the warehouse, with one dbt worker for all of the grading's dbt
     commands; it starts (imports dbt) while the raw tables load, and ends with the stages."""
     from grader.dbt_run import DbtSession, find_dbt_project
 
     project_dir = find_dbt_project(snapshot.root)
     if project_dir is None:
-        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, None)
+        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw, None)
         return
     with DbtSession(project_dir, work_dir / "dbt", warehouse.endpoint, readable_root=snapshot.root,
                     limits=limits_of(options)) as session:
         session.start()
-        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, session)
+        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw, session)
 
 
 def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
-                     warehouse: Warehouse, work_dir: Path, progress: Progress, session: DbtSession | None) -> None:
+                     warehouse: Warehouse, work_dir: Path, progress: Progress, raw: RawLayer,
+                     session: DbtSession | None) -> None:
     from checks.catalogue import run_order
     from checks.passes import PassContext
     from checks.registry import run_check
@@ -293,8 +340,9 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
     from grader.loading import load_raw
 
     client = warehouse.client()
-    with timed(grading, progress, "raw_load", "loading raw tables"):
-        load_raw(client, dataset)
+    with timed(grading, progress, "raw_load", "raw tables: the engine started on cached files" if raw.cached
+               else "loading raw tables"):
+        raw.load(warehouse, dataset)
     project_dir = session.project_dir if session is not None else None
     if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
         from grader.packages import install as install_packages

@@ -93,14 +93,16 @@ class EmbeddedEmulator(Warehouse):
     (its HOME and the load-job staging folder, the one folder its locked DuckDB may touch;
     a temporary folder removed on stop when None) and read the spatial extension cached in
     `cache_dir`. Its output goes to `log_path` (a temporary file, removed on stop, when None);
-    the log's tail is in every start error.
+    the log's tail is in every start error. `data_dir` (under `run_dir`): the engine keeps its
+    database in files there (bqemulator's persistent mode), starting from what the folder holds
+    (grader.raw_cache puts the raw tables there), instead of in memory.
     """
 
     kind = "embedded"
 
     def __init__(self, cache_dir: Path, log_path: Path | None = None, *, start_timeout: float = 60.0,
                  stop_timeout: float = 5.0, run_dir: Path | None = None, limits: Limits | None = None,
-                 isolation: Isolation | None = None):
+                 isolation: Isolation | None = None, data_dir: Path | None = None):
         started = time.perf_counter()
         self.stop_timeout = stop_timeout
         self.limits = limits or Limits()
@@ -128,6 +130,11 @@ class EmbeddedEmulator(Warehouse):
         command = [sys.executable, "-m", "exercise_warehouse", "start",
                    "--rest-host", _LOOPBACK, "--rest-port", str(rest_port),
                    "--grpc-host", _LOOPBACK, "--grpc-port", str(grpc_port), "--project", self.project]
+        if data_dir is not None:
+            if not _under_folder(data_dir, self.run_dir):
+                raise WarehouseError(f"the engine's data folder {data_dir} must be inside its run folder {self.run_dir}")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            command += ["--persistent", "--data-dir", str(data_dir)]
         # Candidate SQL runs in this process: it gets the jail, its own folder and nothing else.
         # DuckDB reserves far more address space than it uses (8 GB reserved for 0.3 GB resident was
         # measured), so an address-space limit would fail sound queries: its own memory_limit bounds it.
@@ -330,10 +337,13 @@ class UrlWarehouse(Warehouse):
 
 
 def open_warehouse(spec: str | None, cache_dir: Path, log_dir: Path, run_dir: Path | None = None,
-                   limits: Limits | None = None, *, replace_datasets: bool = False) -> Warehouse:
-    """The warehouse named by --warehouse: None/'embedded', 'docker' or an http(s) URL."""
+                   limits: Limits | None = None, *, replace_datasets: bool = False,
+                   data_dir: Path | None = None) -> Warehouse:
+    """The warehouse named by --warehouse: None/'embedded', 'docker' or an http(s) URL
+    (`data_dir`: the embedded engine's database files, see EmbeddedEmulator)."""
     if spec is None or spec == "embedded":
-        return EmbeddedEmulator(cache_dir, log_dir / "bqemulator.log", run_dir=run_dir, limits=limits)
+        return EmbeddedEmulator(cache_dir, log_dir / "bqemulator.log", run_dir=run_dir, limits=limits,
+                                data_dir=data_dir)
     if spec == "docker":
         return DockerEmulator(log_path=log_dir / "bigquery-emulator.log")
     if spec.startswith(("http://", "https://")):
@@ -401,6 +411,14 @@ def _emulator_home(cache_dir: Path) -> Path:
         shutil.copyfile(source, partial)
         os.replace(partial, target)  # atomic: a concurrent start never sees half a file
     return home
+
+
+def _under_folder(path: Path, folder: Path) -> bool:
+    try:
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
+        return True
+    except ValueError:
+        return False
 
 
 def _package_dir(name: str) -> Path:
