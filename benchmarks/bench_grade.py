@@ -81,7 +81,7 @@ def main() -> None:
         starter = materialise(solutions["starter"], tmp)
         quick = grade(workspace, tmp / "quick", args.scale, "--quick")["timings"]
         full = grade(workspace, tmp / "full", args.scale)["timings"]
-        untouched = grade(starter, tmp / "starter", args.scale)["timings"]
+        untouched = grade(starter, tmp / "out-starter", args.scale)["timings"]
         bare = bare_dbt(workspace, args.scale, tmp)
     bare_total = bare["seed"] + bare["build"]
     print(f"scale {args.scale}, {os.cpu_count()} cores")
