@@ -280,16 +280,54 @@ class DbtSession:
     group, so a timeout, a Ctrl-C or `close()` ends it and anything it started.
     """
 
-    def __init__(self, project_dir: Path, work_dir: Path, endpoint: str, readable_root: Path | None = None,
-                 limits: Limits | None = None) -> None:
+    def __init__(self, project_dir: Path, work_dir: Path, endpoint: str | None = None,
+                 readable_root: Path | None = None, limits: Limits | None = None) -> None:
         self.project_dir = project_dir.resolve()
         self.work_dir = work_dir.resolve()
-        self.env_extra = {"BIGQUERY_EMULATOR_HOST": endpoint}
+        self.env_extra: dict[str, str] = {}
+        if endpoint is not None:
+            self.connect(endpoint)
         self.readable_root = readable_root or self.project_dir
         self.limits = limits or Limits()
         self.starts = 0  # workers started: more than one means a command timed out or dbt died
         self._proc: subprocess.Popen[bytes] | None = None
         self._pending = b""
+        self._unanswered = 0  # commands sent without waiting (parse_ahead)
+
+    def connect(self, endpoint: str) -> None:
+        """The warehouse the commands from now on talk to (it may start after the worker)."""
+        self.env_extra = {"BIGQUERY_EMULATOR_HOST": endpoint}
+
+    @property
+    def parse_ahead_dir(self) -> Path:
+        return self.work_dir / "parse-ahead"
+
+    def parse_ahead(self) -> None:
+        """Parse the project now, without waiting, while the warehouse starts: the first command
+        then starts from this parse (dbt's partial parsing) instead of parsing every file.
+
+        The warehouse's address is not part of what dbt's partial parsing compares (the profile's
+        connection keys), so a profile naming no warehouse yet parses the same. A parse that
+        fails leaves no state, and the first command parses again and reports the error itself.
+        """
+        write_profile(self.parse_ahead_dir, self.project_dir, "http://127.0.0.1:9")
+        for folder in private_paths(self.parse_ahead_dir).values():
+            folder.mkdir(parents=True, exist_ok=True)
+        self.start()
+        self._send(self._command_line(["parse"], self.parse_ahead_dir, reuse_parse=False),
+                   self.parse_ahead_dir / "dbt-parse.log")
+        self._unanswered += 1
+
+    def parsed_state(self, deadline: float) -> Path | None:
+        """The partial-parse state `parse_ahead` left, once its parse has ended (waited for until
+        `deadline`; a parse still running then is stopped, and None returned)."""
+        try:
+            self.wait_ahead(deadline)
+        except TimeoutError:
+            self._stop_worker()
+            return None
+        state = private_paths(self.parse_ahead_dir)["target"] / PARSE_STATE
+        return state if state.is_file() else None
 
     def __enter__(self) -> DbtSession:
         return self
@@ -329,24 +367,14 @@ class DbtSession:
             folder.mkdir(parents=True, exist_ok=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_bytes(b"")
-        command = [
-            *args,
-            "--project-dir", str(self.project_dir),
-            "--profiles-dir", str(profiles_dir),
-            "--profile", profile_name(self.project_dir),
-            "--target", TARGET_NAME,
-            "--target-path", str(private_paths(profiles_dir)["target"]),
-            "--log-path", str(private_paths(profiles_dir)["logs"]),
-            "--no-use-colors",
-            "--partial-parse" if reuse_parse else "--no-partial-parse",
-            "--no-version-check",  # a require-dbt-version pinned to the candidate's laptop is no error here
-        ]
+        command = self._command_line(args, profiles_dir, reuse_parse)
         tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         follower = _LogFollower(log_path, tail, on_line)
         started = time.monotonic()
         exit_code: int | None = None
         timed_out = False
         try:
+            self.wait_ahead(started + timeout_s)
             self.start()
             follower.start()
             exit_code = self._run(command, log_path, started + timeout_s)
@@ -380,14 +408,44 @@ class DbtSession:
         if proc.stdout is not None:
             proc.stdout.close()
 
+    def wait_ahead(self, deadline: float) -> None:
+        """Wait for the commands sent ahead (parse_ahead) to end; TimeoutError at `deadline`."""
+        while self._unanswered and self._proc is not None:
+            try:
+                while "exit_code" not in self._message(deadline):
+                    pass
+            except DbtWorkerDied:
+                self._stop_worker()
+            self._unanswered = max(self._unanswered - 1, 0)
+        self._unanswered = 0
+
+    def _command_line(self, args: list[str], profiles_dir: Path, reuse_parse: bool) -> list[str]:
+        return [
+            *args,
+            "--project-dir", str(self.project_dir),
+            "--profiles-dir", str(profiles_dir),
+            "--profile", profile_name(self.project_dir),
+            "--target", TARGET_NAME,
+            "--target-path", str(private_paths(profiles_dir)["target"]),
+            "--log-path", str(private_paths(profiles_dir)["logs"]),
+            "--no-use-colors",
+            "--partial-parse" if reuse_parse else "--no-partial-parse",
+            "--no-version-check",  # a require-dbt-version pinned to the candidate's laptop is no error here
+        ]
+
+    def _send(self, command: list[str], log_path: Path) -> None:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        proc.stdin.write(json.dumps({"args": command, "log": str(log_path), "env": self.env_extra}).encode() + b"\n")
+        proc.stdin.flush()
+
     def _run(self, command: list[str], log_path: Path, deadline: float) -> int | None:
         """Send one command and wait for its exit code; None when the worker died (its own
         exit status, a signal's negative number, is then written to the log)."""
         proc = self._proc
-        assert proc is not None and proc.stdin is not None
+        assert proc is not None
         try:
-            proc.stdin.write(json.dumps({"args": command, "log": str(log_path)}).encode() + b"\n")
-            proc.stdin.flush()
+            self._send(command, log_path)
             while True:
                 message = self._message(deadline)
                 if "exit_code" in message:
@@ -423,6 +481,7 @@ class DbtSession:
         return message if isinstance(message, dict) else {}
 
     def _stop_worker(self) -> None:
+        self._unanswered = 0
         proc, self._proc = self._proc, None
         if proc is not None:
             _kill_group(proc)
@@ -615,12 +674,18 @@ def build(
     started = time.monotonic()
     build_step: DbtInvocation | None = None
     with _session(session, project_dir, work_dir, warehouse_endpoint, readable_root, limits) as dbt:
+        dbt.connect(warehouse_endpoint)
+        parsed = dbt.parsed_state(started + timeout_s)
+        if parsed is not None:  # the project parsed while the warehouse started
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(parsed, target / PARSE_STATE)
         for step in ("seed", "build"):
             (target / "run_results.json").unlink(missing_ok=True)
             _report(progress, f"dbt {step}")
             invocation = dbt.invoke([step], work_dir, work_dir / f"dbt-{step}.log",
                                     max(timeout_s - (time.monotonic() - started), 0.0),
-                                    on_line=_progress_lines(progress, step), reuse_parse=step == "build")
+                                    on_line=_progress_lines(progress, step),
+                                    reuse_parse=step == "build" or parsed is not None)
             run.invocations.append(invocation)
             if invocation.timed_out:
                 run.timed_out = True

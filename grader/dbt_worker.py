@@ -6,8 +6,10 @@ the commands the grader sends, one at a time, with dbt's own programmatic runner
 
 Protocol (the grader's side is `grader.dbt_run.DbtSession`):
 
-* stdin: one JSON object per line, ``{"args": [...], "log": "<file>"}``: the dbt command line
-  and the file that gets everything it prints. End of input ends the worker.
+* stdin: one JSON object per line, ``{"args": [...], "log": "<file>", "env": {...}}``: the dbt
+  command line, the file that gets everything it prints, and environment variables to set
+  for it (the warehouse's address, known only once the warehouse runs). End of input ends
+  the worker.
 * stdout: one JSON object per line, ``{"ready": true}`` once dbt is imported, then
   ``{"exit_code": N}`` after each command, with dbt's own exit codes (0 success, 1 a node
   failed, 2 dbt could not run). Nothing else is ever written there: while a command runs,
@@ -37,6 +39,7 @@ def main() -> int:
         if not line.strip():
             continue
         command = json.loads(line)
+        os.environ.update(command.get("env") or {})
         channel.write(json.dumps({"exit_code": run(dbtRunner, command["args"], command["log"])}) + "\n")
     return 0
 

@@ -233,7 +233,23 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
             return EXIT_USAGE
     progress(f"  {snapshot.files} files, commit {(snapshot.commit or 'none (not a git repository)')[:12]}"
              + (", uncommitted changes" if snapshot.dirty else ""))
+    from grader.dbt_run import DbtSession, find_dbt_project
+    from grader.packages import install as install_packages
 
+    project_dir = find_dbt_project(snapshot.root)
+    if project_dir is None:
+        return _grade_on_warehouse(grading, snapshot, options, work_dir, progress, None, None)
+    # Declared dbt packages are installed outside the build (grader.packages); then one dbt worker,
+    # for every dbt command of the grading, starts and parses the project while the warehouse starts.
+    packages = install_packages(project_dir, snapshot.root, CACHE_DIR / "dbt-packages")
+    with DbtSession(project_dir, work_dir / "dbt", readable_root=snapshot.root, limits=limits_of(options)) as session:
+        if packages.ok:
+            session.parse_ahead()
+        return _grade_on_warehouse(grading, snapshot, options, work_dir, progress, session, packages)
+
+
+def _grade_on_warehouse(grading: Grading, snapshot: Snapshot, options: GradeOptions, work_dir: Path,
+                        progress: Progress, session: DbtSession | None, packages: Any) -> int:
     from grader.dataset.generator import generate
     from grader.warehouse import WarehouseError, install_signal_handlers, open_warehouse
 
@@ -257,7 +273,8 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
         with timed(grading, progress, "dataset", f"generating dataset (seed {grading.seed}, scale {grading.scale})"):
             dataset = grading.dataset = generating.result()
         try:
-            _graded_on_warehouse(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw)
+            _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw, session,
+                             packages)
             if any(e["stage"] == "packages" for e in grading.errors):
                 return EXIT_FAILED  # the build could not run: the report says why and how to fix it
         except WarehouseError as exc:
@@ -313,25 +330,11 @@ class RawLayer:
             self.cache.store(self.data_dir)  # before any candidate code runs on this engine
 
 
-def _graded_on_warehouse(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
-                         warehouse: Warehouse, work_dir: Path, progress: Progress, raw: RawLayer) -> None:
-    """Every stage that needs the warehouse, with one dbt worker for all of the grading's dbt
-    commands; it starts (imports dbt) while the raw tables load, and ends with the stages."""
-    from grader.dbt_run import DbtSession, find_dbt_project
-
-    project_dir = find_dbt_project(snapshot.root)
-    if project_dir is None:
-        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw, None)
-        return
-    with DbtSession(project_dir, work_dir / "dbt", warehouse.endpoint, readable_root=snapshot.root,
-                    limits=limits_of(options)) as session:
-        session.start()
-        _build_and_check(grading, snapshot, dataset, options, warehouse, work_dir, progress, raw, session)
-
-
 def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
                      warehouse: Warehouse, work_dir: Path, progress: Progress, raw: RawLayer,
-                     session: DbtSession | None) -> None:
+                     session: DbtSession | None, packages: Any) -> None:
+    """Every stage that needs the warehouse; `session` (None: no dbt project) runs every dbt
+    command, `packages` says whether the project's declared packages could be installed."""
     from checks.catalogue import run_order
     from checks.passes import PassContext
     from checks.registry import run_check
@@ -344,14 +347,10 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
                else "loading raw tables"):
         raw.load(warehouse, dataset)
     project_dir = session.project_dir if session is not None else None
-    if project_dir is not None:  # declared dbt packages, installed outside the build (grader.packages)
-        from grader.packages import install as install_packages
-
-        packages = install_packages(project_dir, snapshot.root, CACHE_DIR / "dbt-packages")
-        if not packages.ok:
-            grading.fail("packages", packages.problem or "dbt packages unavailable")
-            _static_checks(grading, None, progress)
-            return
+    if packages is not None and not packages.ok:
+        grading.fail("packages", packages.problem or "dbt packages unavailable")
+        _static_checks(grading, None, progress)
+        return
     limits = limits_of(options)
     with timed(grading, progress, "dbt", "running the candidate's dbt seed + build" if project_dir else "no dbt project found"):
         grading.dbt = build(project_dir, warehouse.endpoint, work_dir / "dbt",

@@ -349,3 +349,31 @@ def test_a_worker_that_dies_mid_command_is_reported_and_replaced(endpoint: str, 
         assert "ended unexpectedly" in (work / "died.log").read_text()
         again = session.invoke(["parse"], work, work / "parse.log", 120)
         assert again.exit_code == 0 and session.starts == 2
+
+
+@pytest.mark.slow
+def test_a_project_parsed_ahead_builds_as_one_parsed_by_its_first_command(endpoint: str, tmp_path: Path) -> None:
+    """parse_ahead runs before the warehouse is known; the seed then starts from that parse."""
+    project = copy_project("good", tmp_path)
+    work = tmp_path / "work"
+    with DbtSession(project, work) as session:
+        session.parse_ahead()
+        run = build(project, endpoint, work, timeout_s=300, session=session)
+        assert session.starts == 1
+    plain = build(project, endpoint, tmp_path / "plain", timeout_s=300)
+    assert run.status == plain.status == "success"
+    assert [(r.unique_id, r.status) for r in run.results] == [(r.unique_id, r.status) for r in plain.results]
+    seed_log = (work / "dbt-seed.log").read_text()
+    assert "Unable to do partial parsing" not in seed_log and "Found" in seed_log
+    assert json.loads(run.manifest_path.read_text())["nodes"].keys() == json.loads(plain.manifest_path.read_text())["nodes"].keys()
+
+
+@pytest.mark.slow
+def test_a_project_that_fails_to_parse_ahead_reports_the_same_error(endpoint: str, tmp_path: Path) -> None:
+    project = copy_project("compile_error", tmp_path)
+    with DbtSession(project, tmp_path / "work") as session:
+        session.parse_ahead()
+        run = build(project, endpoint, tmp_path / "work", timeout_s=300, session=session)
+    plain = build(project, endpoint, tmp_path / "plain", timeout_s=300)
+    assert run.status == plain.status == "error"
+    assert run.error == plain.error and "does_not_exist" in run.error
