@@ -25,6 +25,22 @@ from checks.registry import CheckResult, Examples, check, result, run_check, run
 from grader.dataset.generator import Dataset
 
 
+@dataclass(frozen=True)
+class VariantOutcome:
+    """dbt.generalises's other world: the variant dataset, its `dbt build --full-refresh`, and a
+    client of the engine that holds the marts it built."""
+
+    dataset: Dataset
+    run: Any  # DbtRun
+    client: Any
+
+
+def needs_variant(canonical_checks: list[CheckResult]) -> bool:
+    """Whether dbt.generalises will build the variant: some result check passed on canonical data."""
+    judged = {spec.id for spec in run_order("result")}
+    return any(c.id in judged and c.status == "pass" for c in canonical_checks)
+
+
 @dataclass
 class PassContext:
     """What rebuilding checks need; the pipeline provides the warehouse-bound operations."""
@@ -35,8 +51,7 @@ class PassContext:
     rebuild: Callable[[list[str], str], Any]  # (dbt args, label) -> DbtRun
     # (table, rows): raw.<table> holds `rows` inside the block, and its loaded rows again after it
     mutated_table: Callable[[str, list[dict[str, Any]]], AbstractContextManager[None]]
-    load_dataset: Callable[[Dataset], object]  # replaces every raw table
-    variant: Callable[[], Dataset]
+    variant_build: Callable[[], VariantOutcome]  # the variant dataset loaded and built with --full-refresh
     canonical_checks: list[CheckResult] = field(default_factory=list)
     progress: Callable[[str], None] = lambda message: None
 
@@ -333,14 +348,12 @@ def dbt_generalises(ctx: PassContext) -> CheckResult:
     judged = [spec.id for spec in run_order("result")]
     canonical = {c.id: c for c in ctx.canonical_checks if c.id in judged}
     passed = sorted(i for i, c in canonical.items() if c.status == "pass")
-    if not passed:
+    if not needs_variant(ctx.canonical_checks):
         return result("fail", "no result check passed on the canonical data, so nothing can generalise",
                       evidence={"canonical": {i: c.status for i, c in canonical.items()}})
-    variant = ctx.variant()
-    ctx.progress(f"dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
-    ctx.load_dataset(variant)
-    run = ctx.rebuild(["build", "--full-refresh"], "variant")  # another world: incremental state must not carry over
-    variant_ctx = ResultContext(ctx.results.client, ctx.results.manifest, variant.truth, label=f"seed {variant.seed}")
+    built = ctx.variant_build()  # another world, from empty datasets: no state of the canonical builds carries over
+    variant, run = built.dataset, built.run
+    variant_ctx = ResultContext(built.client, ctx.results.manifest, variant.truth, label=f"seed {variant.seed}")
     outcome = {spec.id: run_check(spec, variant_ctx) for spec in run_order("result")}
     regressed = [i for i in passed if outcome[i].status != "pass"]
     evidence = {

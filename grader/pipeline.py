@@ -298,9 +298,14 @@ class RawLayer:
     def for_grading(cls, grading: Grading, options: GradeOptions, run_dir: Path) -> RawLayer:
         if options.warehouse not in (None, "embedded"):
             return cls(None, None)
+        return cls.for_seed(grading.seed, grading.scale, run_dir)
+
+    @classmethod
+    def for_seed(cls, seed: int, scale: str, run_dir: Path) -> RawLayer:
+        """The embedded engine's raw layer for a dataset (`run_dir`: the engine's run folder)."""
         from grader.raw_cache import RawCache
 
-        return cls(RawCache(CACHE_DIR / "raw-engine", grading.seed, grading.scale), run_dir / "data")
+        return cls(RawCache(CACHE_DIR / "raw-engine", seed, scale), run_dir / "data")
 
     def open(self, start: Callable[[Path | None], Warehouse]) -> Warehouse:
         """Start the warehouse on the cached files if any; on a cache the engine refuses, fresh."""
@@ -336,8 +341,10 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
     """Every stage that needs the warehouse; `session` (None: no dbt project) runs every dbt
     command, `packages` says whether the project's declared packages could be installed."""
     from checks.catalogue import run_order
-    from checks.passes import PassContext
+    from checks.passes import PassContext, VariantOutcome, needs_variant
     from checks.registry import run_check
+    from grader.variant import SideEngineVariant
+    from grader.warehouse import WarehouseError, open_warehouse
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
     from grader.dbt_run import build, rerun
     from grader.loading import load_raw
@@ -387,11 +394,29 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
                                    f"the {label} rebuild")
         return run
 
+    variant_seed = VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED
+
+    def variant_in_place() -> VariantOutcome:
+        """The variant on this warehouse, after the other passes (a warehouse we cannot start twice)."""
+        variant = generate(variant_seed, grading.scale)
+        progress(f"  dbt.generalises: loading the variant dataset (seed {variant.seed}) and rebuilding")
+        load_raw(client, variant)
+        return VariantOutcome(variant, rebuild(["build", "--full-refresh"], "variant"), client)
+
+    side: SideEngineVariant | None = None
+
+    def variant_build() -> VariantOutcome:
+        if side is not None:
+            try:
+                return side.outcome()
+            except WarehouseError as exc:  # our engine's failure, never the candidate's: build it here instead
+                progress(f"  dbt.generalises: the second engine failed ({exc}); building the variant on this one")
+        return variant_in_place()
+
     passes = PassContext(
         results=context, dataset=dataset, baseline=grading.dbt, rebuild=rebuild,
         mutated_table=lambda name, rows: _mutated_raw_table(client, name, rows, dataset.extracted_at),
-        load_dataset=lambda dataset: load_raw(client, dataset),
-        variant=lambda: generate(VARIANT_SEED if grading.seed != VARIANT_SEED else CANONICAL_SEED, grading.scale),
+        variant_build=variant_build,
         canonical_checks=list(grading.checks), progress=lambda m: progress(f"  {m}"),
     )
     if passes.unmet_needs():  # no manifest: every pass, requested or not, is skipped by its declared need
@@ -402,15 +427,31 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
                           for s in run_order("rebuild") if s not in chosen)
     if not chosen:
         return
-    with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
-        for spec in chosen:
-            if deadline.remaining() < 1:
-                grading.checks.append(CheckResult(spec.id, "skipped", 0.0, f"the grading's time limit "
-                                                  f"({time_limit:g} s, --time-limit) was spent"))
-                continue
-            started = time.monotonic()
-            grading.checks.append(run_check(spec, passes))
-            grading.timings[f"pass.{spec.id}_s"] = round(time.monotonic() - started, 3)
+    if (project_dir is not None and warehouse.kind == "embedded" and (os.cpu_count() or 1) >= 2
+            and any(s.id == "dbt.generalises" for s in chosen) and needs_variant(grading.checks)):
+        side = SideEngineVariant(
+            seed=variant_seed, scale=grading.scale, project_dir=project_dir, snapshot_root=snapshot.root,
+            first_work_dir=work_dir / "dbt", work_dir=work_dir / "variant", limits=limits,
+            budget=lambda: deadline.budget(options.dbt_timeout),
+            open_engine=lambda data_dir: open_warehouse(
+                options.warehouse, CACHE_DIR, work_dir / "logs" / "variant", run_dir=work_dir / "variant" / "emulator",
+                limits=limits, data_dir=data_dir),
+            raw_layer=lambda seed, run_dir: RawLayer.for_seed(seed, grading.scale, run_dir),
+            progress=lambda m: progress(f"  {m}"))
+        side.start()
+    try:
+        with timed(grading, progress, "rebuild_checks", "rebuilding: idempotency, mutations, variant dataset"):
+            for spec in chosen:
+                if deadline.remaining() < 1:
+                    grading.checks.append(CheckResult(spec.id, "skipped", 0.0, f"the grading's time limit "
+                                                      f"({time_limit:g} s, --time-limit) was spent"))
+                    continue
+                started = time.monotonic()
+                grading.checks.append(run_check(spec, passes))
+                grading.timings[f"pass.{spec.id}_s"] = round(time.monotonic() - started, 3)
+    finally:
+        if side is not None:
+            side.close()
     out_of_time = [c.id for c in grading.checks if c.status == "skipped" and "--time-limit" in c.message]
     if out_of_time:  # not observed is not the candidate's result: the verdict is provisional, and says why
         grading.fail("time limit", f"the grading's time limit ({time_limit:g} s) was spent before "

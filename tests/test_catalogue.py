@@ -85,7 +85,7 @@ def test_the_rebuild_passes_need_a_manifest():
         raise AssertionError("a pass without a manifest must not rebuild or load anything")
 
     context = PassContext(results=ResultContext(client=None, manifest=None, truth={}), dataset=None, baseline=None,
-                          rebuild=never, mutated_table=never, load_dataset=never, variant=never)
+                          rebuild=never, mutated_table=never, variant_build=never)
     assert {run_check(spec, context).message for spec in run_order("rebuild")} == {"dbt produced no manifest"}
 
 
