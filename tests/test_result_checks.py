@@ -183,3 +183,18 @@ def test_half_finished_and_careful_but_broken_solutions(tmp_path):
     _, report = grade_report(typo, tmp_path / "out", "--quick")
     assert report["dbt"]["status"] == "error" and checks_of(report)["dbt.build"]["status"] == "fail"
     assert report["rubric"]["band"] in ("Lean No Hire", "No Hire")
+
+
+def test_the_variant_on_a_second_engine_and_in_place_give_the_same_verdict(tmp_path, emulator):
+    """The embedded warehouse builds the variant on a second engine beside the other passes; a
+    warehouse given by URL builds it in place, after them. Same solution, same verdict."""
+    ws = calibration_workspace(tmp_path, "fitted_to_canonical")
+    _, side = grade_report(ws, tmp_path / "side", "--passes", "dbt.generalises")
+    _, in_place = grade_report(ws, tmp_path / "in-place", "--passes", "dbt.generalises",
+                               "--warehouse", emulator.endpoint, "--replace-datasets")
+    assert in_place["environment"]["warehouse"] == "url" and side["environment"]["warehouse"] == "embedded"
+    side_check, in_place_check = checks_of(side)["dbt.generalises"], checks_of(in_place)["dbt.generalises"]
+    assert side_check["status"] == "fail"
+    assert {k: side_check[k] for k in ("status", "score", "message")} == \
+        {k: in_place_check[k] for k in ("status", "score", "message")}
+    assert side_check["evidence"]["checks"] == in_place_check["evidence"]["checks"]
