@@ -362,15 +362,18 @@ def install() -> None:
     from bqemulator.storage.engine import DuckDBEngine
     from sqlglot.dialects.duckdb import DuckDB
 
-    original_datatype_sql = DuckDB.Generator.datatype_sql
+    # Through the generator's TRANSFORMS table, which compiled sqlglot (sqlglotc) consults as the
+    # pure-Python one does; its methods cannot be replaced, nor its classes subclassed.
+    transforms = DuckDB.generator_class.TRANSFORMS
+    original_datatype = transforms.get(exp.DataType)
 
     def datatype_sql(self, expression: exp.DataType) -> str:
         # BigQuery's NUMERIC is DECIMAL(38, 9); DuckDB's bare DECIMAL is (18, 3).
         if expression.this == exp.DataType.Type.DECIMAL and not expression.expressions:
             return "DECIMAL(38, 9)"
-        return original_datatype_sql(self, expression)
+        return original_datatype(self, expression) if original_datatype else self.datatype_sql(expression)
 
-    DuckDB.Generator.datatype_sql = datatype_sql  # type: ignore[method-assign]
+    transforms[exp.DataType] = datatype_sql
 
     original_start = DuckDBEngine.start
 
