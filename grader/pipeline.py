@@ -62,7 +62,7 @@ def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int
     interviewer allowed that) it runs the stages and always writes a report.
     """
     from grader.dataset.generator import CANONICAL_SEED
-    from grader.sandbox import in_grading_namespace
+    from grader.sandbox import in_grading_namespace, is_inside
 
     if not workspace.exists():
         print(f"grade: {workspace}: no such file or directory", file=sys.stderr)
@@ -84,7 +84,7 @@ def run_grade(workspace: Path, options: GradeOptions, progress: Progress) -> int
         return EXIT_USAGE
     name = candidate_name(workspace, options.name)
     out_dir = Path(os.path.abspath(options.out / name))
-    if _inside(out_dir, workspace) or _inside(Path(os.path.abspath(options.out)), workspace):
+    if is_inside(out_dir, workspace) or is_inside(Path(os.path.abspath(options.out)), workspace):
         print(f"grade: --out {options.out} is inside the workspace being graded; the candidate's files could "
               f"redirect the report: choose a folder outside {workspace}", file=sys.stderr)
         return EXIT_USAGE
@@ -182,15 +182,6 @@ def _grade_in_namespace(workspace: Path, options: GradeOptions, isolation: dict[
     finally:
         if own_work_dir and not options.keep_work_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    """Whether `path` is `folder` or under it, symlinks resolved on both sides."""
-    try:
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
-        return True
-    except ValueError:
-        return False
 
 
 def reap_strays(work_dir: Path) -> list[int]:

@@ -176,7 +176,7 @@ class Jail:
                 if key.strip() == "home" and value.strip():
                     paths.append(Path(value.strip()).parent)  # the base installation
         paths.append(Path(os.path.realpath(python)).parent.parent)
-        return [p for p in paths if p.exists() and not _under(p, Path("/usr"))]
+        return [p for p in paths if p.exists() and not is_inside(p, Path("/usr"))]
 
 
 def limited(argv: list[str], limits: Limits) -> list[str]:
@@ -351,9 +351,10 @@ def _dedupe(paths: list[Path]) -> list[Path]:
     return seen
 
 
-def _under(path: Path, parent: Path) -> bool:
+def is_inside(path: Path, folder: Path) -> bool:
+    """Whether `path` is `folder` or under it, symlinks resolved on both sides."""
     try:
-        Path(os.path.realpath(path)).relative_to(parent)
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
         return True
     except ValueError:
         return False

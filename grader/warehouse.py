@@ -45,8 +45,8 @@ from google.cloud import bigquery
 from raw_layer.bigquery import WarehouseError
 from raw_layer.schema import DATASETS, RAW_PROJECT
 
-from grader.sandbox import (Isolation, Jail, Limits, adopt_orphans, detect, kill_adopted, sandbox_children,
-                            signals_deferred)
+from grader.sandbox import (Isolation, Jail, Limits, adopt_orphans, detect, is_inside, kill_adopted,
+                            sandbox_children, signals_deferred)
 
 # The exercise environment pins this image (0.7+ broke QUALIFY upstream; 0.6.x is amd64 only).
 # The stack's warehouse image (environment/docker-compose.yml), built from environment/warehouse when absent.
@@ -131,7 +131,7 @@ class EmbeddedEmulator(Warehouse):
                    "--rest-host", _LOOPBACK, "--rest-port", str(rest_port),
                    "--grpc-host", _LOOPBACK, "--grpc-port", str(grpc_port), "--project", self.project]
         if data_dir is not None:
-            if not _under_folder(data_dir, self.run_dir):
+            if not is_inside(data_dir, self.run_dir):
                 raise WarehouseError(f"the engine's data folder {data_dir} must be inside its run folder {self.run_dir}")
             data_dir.mkdir(parents=True, exist_ok=True)
             command += ["--persistent", "--data-dir", str(data_dir)]
@@ -411,14 +411,6 @@ def _emulator_home(cache_dir: Path) -> Path:
         shutil.copyfile(source, partial)
         os.replace(partial, target)  # atomic: a concurrent start never sees half a file
     return home
-
-
-def _under_folder(path: Path, folder: Path) -> bool:
-    try:
-        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
-        return True
-    except ValueError:
-        return False
 
 
 def _package_dir(name: str) -> Path:
