@@ -257,7 +257,9 @@ def mutation_rebuild(manifest: dict[str, Any] | None, table: str, clean: set[str
     fqns = [nodes.get(uid, {}).get("fqn") for uid in chosen]
     if not all(isinstance(f, list) and f and all(isinstance(p, str) and p and "." not in p for p in f) for f in fqns):
         # a name dbt's selector syntax cannot say exactly: the whole lineage, as before
-        return MutationRebuild(["build", "--select", f"source:{sources[0].split('.', 2)[2]}+"], watching, len(models))
+        source = manifest["sources"][sources[0]]
+        return MutationRebuild(["build", "--select", f"source:{source['source_name']}.{source['name']}+"], watching,
+                               len(models))
     return MutationRebuild(["build", "--indirect-selection", "empty", "--select",
                             *("fqn:" + ".".join(f) for f in fqns if f)], watching, len(models))
 
@@ -348,7 +350,7 @@ def dbt_generalises(ctx: PassContext) -> CheckResult:
     judged = [spec.id for spec in run_order("result")]
     canonical = {c.id: c for c in ctx.canonical_checks if c.id in judged}
     passed = sorted(i for i, c in canonical.items() if c.status == "pass")
-    if not needs_variant(ctx.canonical_checks):
+    if not passed:
         return result("fail", "no result check passed on the canonical data, so nothing can generalise",
                       evidence={"canonical": {i: c.status for i, c in canonical.items()}})
     built = ctx.variant_build()  # another world, from empty datasets: no state of the canonical builds carries over

@@ -395,18 +395,14 @@ class DbtSession:
 
     def close(self) -> None:
         """End the worker: end of input first (it exits between commands), then its group."""
-        proc, self._proc = self._proc, None
+        proc = self._proc
         if proc is None:
             return
-        try:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             if proc.stdin is not None:
                 proc.stdin.close()
             proc.wait(timeout=TERM_GRACE_S)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        _kill_group(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        self._stop_worker()
 
     def wait_ahead(self, deadline: float) -> None:
         """Wait for the commands sent ahead (parse_ahead) to end; TimeoutError at `deadline`."""
@@ -414,10 +410,9 @@ class DbtSession:
             try:
                 while "exit_code" not in self._message(deadline):
                     pass
+                self._unanswered -= 1
             except DbtWorkerDied:
-                self._stop_worker()
-            self._unanswered = max(self._unanswered - 1, 0)
-        self._unanswered = 0
+                self._stop_worker()  # nothing is pending any more
 
     def _command_line(self, args: list[str], profiles_dir: Path, reuse_parse: bool) -> list[str]:
         return [
@@ -675,17 +670,14 @@ def build(
     build_step: DbtInvocation | None = None
     with _session(session, project_dir, work_dir, warehouse_endpoint, readable_root, limits) as dbt:
         dbt.connect(warehouse_endpoint)
-        parsed = dbt.parsed_state(started + timeout_s)
-        if parsed is not None:  # the project parsed while the warehouse started
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(parsed, target / PARSE_STATE)
+        parsed = adopt_parse_state(dbt.parsed_state(started + timeout_s), target)  # parsed while the warehouse started
         for step in ("seed", "build"):
             (target / "run_results.json").unlink(missing_ok=True)
             _report(progress, f"dbt {step}")
             invocation = dbt.invoke([step], work_dir, work_dir / f"dbt-{step}.log",
                                     max(timeout_s - (time.monotonic() - started), 0.0),
                                     on_line=_progress_lines(progress, step),
-                                    reuse_parse=step == "build" or parsed is not None)
+                                    reuse_parse=step == "build" or parsed)
             run.invocations.append(invocation)
             if invocation.timed_out:
                 run.timed_out = True
@@ -705,23 +697,23 @@ def build(
 
 def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list[str], timeout_s: float,
           label: str, project: str = "marketplace-analytics", readable_root: Path | None = None,
-          limits: Limits | None = None, session: DbtSession | None = None) -> DbtRun:
+          limits: Limits | None = None, session: DbtSession | None = None,
+          parse_state: Path | None = None) -> DbtRun:
     """One more dbt command (`["build"]` again, a selection, ...) on a project `build()`
     already ran: the rebuilding checks (idempotency, variant data, mutations) use it.
 
     It runs in its own private folder, `work_dir`/reruns/`label`, so the first build's
     manifest, compiled SQL and logs, which the report and static checks read, stay as
     they were. `session`: the grading's dbt worker (on `work_dir`), else a worker of its own.
+    `parse_state`: the parse to start from (default: that of the build in `work_dir`).
     """
     project_dir = project_dir.resolve()
     private = work_dir.resolve() / "reruns" / label
     target = private_paths(private)["target"]
     shutil.rmtree(target, ignore_errors=True)
     write_profile(private, project_dir, warehouse_endpoint, project=project)
-    first_parse = private_paths(work_dir.resolve())["target"] / PARSE_STATE
-    if first_parse.is_file():  # the project copy is unchanged since build(): reuse its parse
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(first_parse, target / PARSE_STATE)
+    # the project copy is unchanged since build(): start from its parse
+    adopt_parse_state(parse_state or private_paths(work_dir.resolve())["target"] / PARSE_STATE, target)
     with _session(session, project_dir, work_dir.resolve(), warehouse_endpoint, readable_root, limits) as dbt:
         invocation = dbt.invoke(args, private, private / "dbt.log", timeout_s, reuse_parse=True)
     run = DbtRun(status="error", project_dir=project_dir, invocations=[invocation], versions=dbt_versions(),
@@ -729,6 +721,15 @@ def rerun(project_dir: Path, warehouse_endpoint: str, work_dir: Path, args: list
     if invocation.timed_out:
         run.problems.append(f"dbt {' '.join(args)} killed after the {round(timeout_s, 1):g} s timeout")
     return _collect(run, target, completed=not invocation.timed_out)
+
+
+def adopt_parse_state(state: Path | None, target: Path) -> bool:
+    """Copy a partial-parse state into a command's target folder; False when there is none."""
+    if state is None or not state.is_file():
+        return False
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(state, target / PARSE_STATE)
+    return True
 
 
 @contextlib.contextmanager

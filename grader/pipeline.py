@@ -27,6 +27,7 @@ from grader.report import summary_lines, write_reports
 if TYPE_CHECKING:
     from grader.dataset.generator import Dataset
     from grader.dbt_run import DbtRun, DbtSession
+    from grader.raw_cache import RawLayer
     from grader.snapshot import Snapshot
     from grader.warehouse import Warehouse
 
@@ -242,6 +243,7 @@ def _grade(grading: Grading, workspace: Path, options: GradeOptions, work_dir: P
 def _grade_on_warehouse(grading: Grading, snapshot: Snapshot, options: GradeOptions, work_dir: Path,
                         progress: Progress, session: DbtSession | None, packages: Any) -> int:
     from grader.dataset.generator import generate
+    from grader.raw_cache import RawLayer
     from grader.warehouse import WarehouseError, install_signal_handlers, open_warehouse
 
     install_signal_handlers()
@@ -249,7 +251,8 @@ def _grade_on_warehouse(grading: Grading, snapshot: Snapshot, options: GradeOpti
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
     generating = pool.submit(generate, grading.seed, grading.scale)
     pool.shutdown(wait=False)
-    raw = RawLayer.for_grading(grading, options, work_dir / "emulator")
+    raw = (RawLayer.for_seed(CACHE_DIR / "raw-engine", grading.seed, grading.scale, work_dir / "emulator")
+           if options.warehouse in (None, "embedded") else RawLayer(None, None))
     try:
         with timed(grading, progress, "warehouse_start", f"starting warehouse ({options.warehouse})"):
             warehouse = raw.open(lambda data_dir: open_warehouse(
@@ -276,56 +279,6 @@ def _grade_on_warehouse(grading: Grading, snapshot: Snapshot, options: GradeOpti
     return EXIT_OK
 
 
-class RawLayer:
-    """Where the grading's raw tables come from: the embedded engine starts on cached database
-    files when grader.raw_cache has them for this seed and scale, else they are loaded (and the
-    files kept for the next grading). Other warehouses always load."""
-
-    def __init__(self, cache: Any | None, data_dir: Path | None) -> None:
-        self.cache, self.data_dir = cache, data_dir
-        self.cached = False
-
-    @classmethod
-    def for_grading(cls, grading: Grading, options: GradeOptions, run_dir: Path) -> RawLayer:
-        if options.warehouse not in (None, "embedded"):
-            return cls(None, None)
-        return cls.for_seed(grading.seed, grading.scale, run_dir)
-
-    @classmethod
-    def for_seed(cls, seed: int, scale: str, run_dir: Path) -> RawLayer:
-        """The embedded engine's raw layer for a dataset (`run_dir`: the engine's run folder)."""
-        from grader.raw_cache import RawCache
-
-        return cls(RawCache(CACHE_DIR / "raw-engine", seed, scale), run_dir / "data")
-
-    def open(self, start: Callable[[Path | None], Warehouse]) -> Warehouse:
-        """Start the warehouse on the cached files if any; on a cache the engine refuses, fresh."""
-        from grader.warehouse import WarehouseError
-
-        if self.cache is None or self.data_dir is None:
-            return start(None)
-        self.cached = self.cache.restore(self.data_dir)
-        try:
-            return start(self.data_dir)
-        except WarehouseError:
-            if not self.cached:
-                raise
-            shutil.rmtree(self.cache.entry, ignore_errors=True)
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-            self.cached = False
-            return start(self.data_dir)
-
-    def load(self, warehouse: Warehouse, dataset: Dataset) -> None:
-        """The raw tables in the warehouse: nothing to do when it started on cached files."""
-        from grader.loading import load_raw
-
-        if self.cached:
-            return
-        load_raw(warehouse.client(), dataset)
-        if self.cache is not None and self.data_dir is not None:
-            self.cache.store(self.data_dir)  # before any candidate code runs on this engine
-
-
 def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, options: GradeOptions,
                      warehouse: Warehouse, work_dir: Path, progress: Progress, raw: RawLayer,
                      session: DbtSession | None, packages: Any) -> None:
@@ -334,6 +287,7 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
     from checks.catalogue import run_order
     from checks.passes import PassContext, VariantOutcome, needs_variant
     from checks.registry import run_check
+    from grader.raw_cache import RawLayer
     from grader.variant import SideEngineVariant
     from grader.warehouse import WarehouseError, open_warehouse
     from grader.dataset.generator import CANONICAL_SEED, VARIANT_SEED, generate
@@ -427,7 +381,7 @@ def _build_and_check(grading: Grading, snapshot: Snapshot, dataset: Dataset, opt
             open_engine=lambda data_dir: open_warehouse(
                 options.warehouse, CACHE_DIR, work_dir / "logs" / "variant", run_dir=work_dir / "variant" / "emulator",
                 limits=limits, data_dir=data_dir),
-            raw_layer=lambda seed, run_dir: RawLayer.for_seed(seed, grading.scale, run_dir),
+            raw_layer=lambda seed, run_dir: RawLayer.for_seed(CACHE_DIR / "raw-engine", seed, grading.scale, run_dir),
             progress=lambda m: progress(f"  {m}"))
         side.start()
     try:

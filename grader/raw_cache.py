@@ -18,8 +18,14 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grader.dataset.generator import Dataset
+    from grader.warehouse import Warehouse
 
 KEPT_ENTRIES = 8
 COMPLETE = "complete"  # written last: an entry without it is ignored
@@ -95,3 +101,45 @@ def _source_files(module: str) -> list[Path]:
         folder = Path(list(spec.submodule_search_locations)[0])
         return sorted(folder.rglob("*.py"))
     return [Path(spec.origin)] if spec.origin else []
+
+
+class RawLayer:
+    """Where a grading's raw tables come from: the embedded engine starts on this cache's files
+    when it has them for the seed and scale, else they are loaded (and the files kept for the next
+    grading). `RawLayer(None, None)`: a warehouse the grader does not start, which always loads."""
+
+    def __init__(self, cache: RawCache | None, data_dir: Path | None) -> None:
+        self.cache, self.data_dir = cache, data_dir
+        self.cached = False
+
+    @classmethod
+    def for_seed(cls, root: Path, seed: int, scale: str, run_dir: Path) -> RawLayer:
+        """The embedded engine's raw layer for a dataset (`run_dir`: the engine's run folder)."""
+        return cls(RawCache(root, seed, scale), run_dir / "data")
+
+    def open(self, start: Callable[[Path | None], Warehouse]) -> Warehouse:
+        """Start the warehouse on the cached files if any; on a cache the engine refuses, fresh."""
+        from grader.warehouse import WarehouseError
+
+        if self.cache is None or self.data_dir is None:
+            return start(None)
+        self.cached = self.cache.restore(self.data_dir)
+        try:
+            return start(self.data_dir)
+        except WarehouseError:
+            if not self.cached:
+                raise
+            shutil.rmtree(self.cache.entry, ignore_errors=True)
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.cached = False
+            return start(self.data_dir)
+
+    def load(self, warehouse: Warehouse, dataset: Dataset) -> None:
+        """The raw tables in the warehouse: nothing to do when it started on cached files."""
+        from grader.loading import load_raw
+
+        if self.cached:
+            return
+        load_raw(warehouse.client(), dataset)
+        if self.cache is not None and self.data_dir is not None:
+            self.cache.store(self.data_dir)  # before any candidate code runs on this engine

@@ -13,7 +13,6 @@ tables come from grader.raw_cache like the canonical ones. The check still decid
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -85,17 +84,13 @@ class SideEngineVariant:
                              readable_root=self.snapshot_root, limits=self.limits)
         if not self._keep(session=session):
             raise CheckSkipped("the grading ended before the variant build")
-        first_parse = private_paths(self.first_work_dir)["target"] / PARSE_STATE
-        if first_parse.is_file():  # the project is the one the first build parsed
-            target = private_paths(session.work_dir)["target"]
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(first_parse, target / PARSE_STATE)
         budget = self.budget()
         if budget < 1:
             raise CheckSkipped("the grading's time limit (--time-limit) was spent before the variant rebuild")
         self.progress(f"dbt.generalises: variant dataset (seed {self.seed}) building on a second engine")
         run = rerun(self.project_dir, engine.endpoint, session.work_dir, ["build", "--full-refresh"], budget,
-                    "variant", readable_root=self.snapshot_root, limits=self.limits, session=session)
+                    "variant", readable_root=self.snapshot_root, limits=self.limits, session=session,
+                    parse_state=private_paths(self.first_work_dir)["target"] / PARSE_STATE)  # the same project
         if run.timed_out:
             engine.interrupt()
         return VariantOutcome(variant, run, engine.client())

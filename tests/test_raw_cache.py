@@ -9,8 +9,7 @@ import pytest
 from raw_layer.bigquery import query
 
 from grader.dataset.generator import CANONICAL_SEED, generate
-from grader.pipeline import RawLayer
-from grader.raw_cache import RawCache, cache_key
+from grader.raw_cache import RawCache, RawLayer, cache_key
 from grader.warehouse import EmbeddedEmulator
 
 pytestmark = pytest.mark.slow
